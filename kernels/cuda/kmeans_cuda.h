@@ -1,0 +1,27 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// The CUDA k-means behind quiver::KMeans(device = kGpu | kAuto). A plain
+// C++ header: no CUDA syntax, so the dispatcher and the DB include it
+// whether or not the library was built with CUDA (without CUDA the
+// functions report that no GPU is available).
+
+#ifndef QUIVER_KERNELS_CUDA_KMEANS_CUDA_H_
+#define QUIVER_KERNELS_CUDA_KMEANS_CUDA_H_
+
+#include <cstddef>
+
+#include "quiver/kmeans.h"
+
+namespace quiver::kernels {
+
+// True when the library was built with CUDA and a CUDA device is visible.
+bool CudaDeviceAvailable();
+
+// REQUIRES: arguments validated by quiver::KMeans. Initial centroids come
+// from InitCentroids() (kernels/cpu/kmeans_cpu.h) unless computed on the GPU.
+Status KMeansCuda(const KMeansOptions& options, const float* data, size_t n,
+                  size_t d, size_t k, KMeansResult* result);
+
+}  // namespace quiver::kernels
+
+#endif  // QUIVER_KERNELS_CUDA_KMEANS_CUDA_H_

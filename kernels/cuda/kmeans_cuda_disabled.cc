@@ -1,0 +1,16 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// The CUDA entry points of a build without CUDA: no GPU is ever available.
+
+#include "kernels/cuda/kmeans_cuda.h"
+
+namespace quiver::kernels {
+
+bool CudaDeviceAvailable() { return false; }
+
+Status KMeansCuda(const KMeansOptions&, const float*, size_t, size_t, size_t,
+                  KMeansResult*) {
+  return Status::NotSupported("quiver was built without CUDA");
+}
+
+}  // namespace quiver::kernels
