@@ -14,7 +14,7 @@
 #define QUIVER_EXPORT __declspec(dllimport)
 #endif
 #else
-#define QUIVER_EXPORT __attribute__((visibility("default")))
+#define QUIVER_EXPORT [[gnu::visibility("default")]]
 #endif
 
 #endif  // QUIVER_EXPORT_H_

@@ -21,7 +21,7 @@
 
 namespace quiver {
 
-class QUIVER_EXPORT [[nodiscard]] Status {
+class [[nodiscard]] QUIVER_EXPORT Status {
  public:
   enum class Code : unsigned char {
     kOk = 0,

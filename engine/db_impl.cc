@@ -1,0 +1,439 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+
+#include "engine/db_impl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "kernels/cpu/assign.h"
+#include "quiver/kmeans.h"
+#include "quiver/write_batch.h"
+#include "storage/records.h"
+
+namespace quiver {
+namespace {
+
+constexpr char kLibraryVersion[] = "quiver 0.1.0";
+
+Status ValidateOptions(const Options& o) {
+  if (o.target_partition_size == 0) {
+    return Status::InvalidArgument("target_partition_size must be >= 1");
+  }
+  if (o.kmeans_iterations < 1) {
+    return Status::InvalidArgument("kmeans_iterations must be >= 1");
+  }
+  if (static_cast<uint8_t>(o.metric) > static_cast<uint8_t>(Metric::kCosine)) {
+    return Status::InvalidArgument("unknown metric");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status DB::Open(const Options& options, const std::string& path,
+                std::unique_ptr<DB>* db) {
+  if (db == nullptr) return Status::InvalidArgument("DB::Open: db is null");
+  db->reset();
+  return DBImpl::OpenImpl(options, path, db);
+}
+
+Status DBImpl::OpenImpl(const Options& options, const std::string& path,
+                        std::unique_ptr<DB>* db) {
+  Status s = ValidateOptions(options);
+  if (!s.ok()) return s;
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
+  if (!exists && options.dim == 0 && options.create_if_missing && !options.read_only) {
+    return Status::InvalidArgument("creating a DB needs Options::dim >= 1");
+  }
+
+  storage::Store::OpenOptions so;
+  so.create_if_missing = options.create_if_missing;
+  so.error_if_exists = options.error_if_exists;
+  so.read_only = options.read_only;
+  std::unique_ptr<storage::Store> store;
+  bool created = false;
+  s = storage::Store::Open(so, path, &store, &created);
+  if (!s.ok()) return s;
+
+  storage::DbMeta meta;
+  if (created) {
+    meta.dim = options.dim;
+    meta.metric = options.metric;
+    meta.created_by = kLibraryVersion;
+    s = store->WriteMeta(meta);
+    if (!s.ok()) return s;
+  } else {
+    s = store->ReadMeta(&meta);
+    if (s.IsNotFound() && !store->read_only() && options.dim > 0) {
+      // The creation crashed between creating RocksDB and writing the
+      // metadata; nothing else can have been written yet.
+      bool any = false;
+      s = store->ForEachVector([&](uint64_t, std::string_view) {
+        any = true;
+        return Status::Aborted("stop");
+      });
+      if (any) return Status::Corruption(path + ": vectors without DB metadata");
+      meta.dim = options.dim;
+      meta.metric = options.metric;
+      meta.created_by = kLibraryVersion;
+      s = store->WriteMeta(meta);
+    }
+    if (!s.ok()) return Status(s.IsInvalidArgument()
+                                   ? Status::InvalidArgument(path + ": " + std::string(s.message()))
+                                   : s);
+    if (options.dim != 0 && options.dim != meta.dim) {
+      return Status::InvalidArgument(
+          path + " holds vectors of dimension " + std::to_string(meta.dim) +
+          ", opened with dimension " + std::to_string(options.dim));
+    }
+    if (!options.accept_stored_metric && options.metric != meta.metric) {
+      return Status::InvalidArgument(path + " was created with metric " +
+                                     std::string(MetricName(meta.metric)) +
+                                     ", opened with metric " +
+                                     std::string(MetricName(options.metric)));
+    }
+  }
+
+  std::unique_ptr<DBImpl> impl(new DBImpl(options, std::move(store), meta.dim, meta.metric));
+  s = impl->Recover();
+  if (!s.ok()) return s;
+  *db = std::move(impl);
+  return Status::OK();
+}
+
+DBImpl::DBImpl(const Options& options, std::unique_ptr<storage::Store> store,
+               uint32_t dim, Metric metric)
+    : options_(options),
+      dim_(dim),
+      metric_(metric),
+      store_(std::move(store)),
+      index_(dim, metric) {}
+
+DBImpl::~DBImpl() { (void)Close(); }
+
+Status DBImpl::Recover() {
+  storage::IndexRecord rec;
+  Status s = store_->LatestIndex(&rec);
+  const bool trained = s.ok();
+  if (!trained && !s.IsNotFound()) return s;
+  if (trained && (rec.dim != dim_ || rec.metric != metric_)) {
+    return Status::Corruption("index record of epoch " + std::to_string(rec.epoch) +
+                              " does not match the DB's dimension or metric");
+  }
+
+  std::vector<uint64_t> ids;
+  std::vector<float> vectors;
+  ids.reserve(store_->EstimateVectorCount());
+  vectors.reserve(ids.capacity() * dim_);
+  std::vector<float> raw(dim_);
+  s = store_->ForEachVector([&](uint64_t id, std::string_view bytes) {
+    storage::VectorRecordView view;
+    Status ds = storage::DecodeVectorRecord(bytes, &view);
+    if (!ds.ok()) {
+      return Status::Corruption("vector " + std::to_string(id) + ": " +
+                                std::string(ds.message()));
+    }
+    if (view.id != id || view.dim != dim_) {
+      return Status::Corruption("vector " + std::to_string(id) +
+                                ": record does not match its key or the DB's dimension");
+    }
+    view.CopyVector(raw.data());
+    ids.push_back(id);
+    vectors.resize(vectors.size() + dim_);
+    index_.PrepareVector(raw.data(), &vectors[vectors.size() - dim_]);
+    return Status::OK();
+  });
+  if (!s.ok()) return s;
+
+  std::vector<uint32_t> assignments(ids.size());
+  if (trained && !ids.empty()) {
+    kernels::AssignNearest(metric_, vectors.data(), ids.size(), rec.centroids.data(),
+                           nullptr, rec.num_centroids, dim_, assignments.data(), nullptr);
+  }
+  index_.Install(trained ? rec.epoch : 0, trained ? std::move(rec.centroids) : std::vector<float>(),
+                 ids, vectors, assignments);
+  return Status::OK();
+}
+
+Status DBImpl::CheckVector(std::span<const float> vec, const char* what) const {
+  if (vec.size() != dim_) {
+    return Status::InvalidArgument(std::string(what) + " has dimension " +
+                                   std::to_string(vec.size()) + ", the DB holds dimension " +
+                                   std::to_string(dim_));
+  }
+  double norm = 0.0;
+  for (size_t i = 0; i < vec.size(); ++i) {
+    if (!std::isfinite(vec[i])) {
+      return Status::InvalidArgument(std::string(what) + " component " + std::to_string(i) +
+                                     " is " + (std::isnan(vec[i]) ? "NaN" : "infinite"));
+    }
+    norm += static_cast<double>(vec[i]) * vec[i];
+  }
+  if (metric_ == Metric::kCosine && norm == 0.0) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " is all zeros, which has no direction under cosine");
+  }
+  return Status::OK();
+}
+
+Status DBImpl::Put(const WriteOptions& options, uint64_t id, std::span<const float> vec,
+                   std::string_view payload) {
+  WriteBatch batch;
+  batch.Put(id, vec, payload);
+  return Write(options, &batch);
+}
+
+Status DBImpl::Delete(const WriteOptions& options, uint64_t id) {
+  std::shared_lock close_lock(close_mu_);
+  if (closed_) return Status::InvalidArgument("the DB is closed");
+  if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
+  std::lock_guard lock(write_mu_);
+  if (!index_.Contains(id)) return Status::NotFound("no vector with id " + std::to_string(id));
+  WriteBatch batch;
+  batch.Delete(id);
+  return WriteLocked(options, batch);
+}
+
+Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
+  if (batch == nullptr) return Status::InvalidArgument("Write: batch is null");
+  std::shared_lock close_lock(close_mu_);
+  if (closed_) return Status::InvalidArgument("the DB is closed");
+  if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
+  for (size_t i = 0; i < batch->ops().size(); ++i) {
+    const auto& op = batch->ops()[i];
+    if (op.type != WriteBatch::OpType::kPut) continue;
+    Status s = CheckVector(op.vector, ("vector of id " + std::to_string(op.id)).c_str());
+    if (!s.ok()) {
+      return batch->Count() == 1
+                 ? s
+                 : Status::InvalidArgument("batch operation " + std::to_string(i) + ": " +
+                                           std::string(s.message()));
+    }
+  }
+  std::lock_guard lock(write_mu_);
+  return WriteLocked(options, *batch);
+}
+
+Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch) {
+  if (batch.Count() == 0) return Status::OK();
+  storage::Store::Batch sb(store_.get());
+  for (const auto& op : batch.ops()) {
+    if (op.type == WriteBatch::OpType::kPut) {
+      sb.PutVector(op.id, op.vector, op.payload);
+    } else {
+      sb.DeleteVector(op.id);
+    }
+  }
+  Status s = store_->Commit(&sb, options.sync);
+  if (!s.ok()) return s;
+
+  // Durable: now visible to searches.
+  std::vector<float> prepared(dim_);
+  for (const auto& op : batch.ops()) {
+    if (op.type == WriteBatch::OpType::kPut) {
+      index_.PrepareVector(op.vector.data(), prepared.data());
+      index_.Upsert(op.id, prepared.data());
+    } else {
+      index_.Remove(op.id);
+    }
+  }
+
+  if (index_.Current()->flat() && index_.size() >= options_.ivf_train_threshold &&
+      index_.size() >= 2) {
+    // First training. The write is already acknowledged-durable; a failed
+    // training leaves the flat index in place and is retried next write.
+    (void)TrainLocked(PartitionsFor(index_.size()), options_.kmeans_iterations,
+                      options_.device, {});
+  }
+  return Status::OK();
+}
+
+uint32_t DBImpl::PartitionsFor(size_t n) const {
+  return static_cast<uint32_t>(
+      std::max<size_t>(1, (n + options_.target_partition_size / 2) /
+                              options_.target_partition_size));
+}
+
+Status DBImpl::TrainLocked(uint32_t partitions, int iterations, Device device,
+                           const std::function<bool(const ReindexProgress&)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<uint64_t> ids;
+  std::vector<float> vectors;
+  index_.CollectLive(&ids, &vectors);
+  const size_t n = ids.size();
+  if (progress && !progress({"gather", n, n})) return Status::Aborted("reindex aborted");
+  if (n == 0) return Status::OK();
+  const size_t k = std::min<size_t>(partitions, n);
+
+  KMeansOptions ko;
+  ko.max_iterations = iterations;
+  ko.tolerance = 1e-4;
+  ko.seed = 1234 + index_.Current()->epoch;
+  // Prepared cosine vectors are unit length: spherical k-means over them.
+  ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
+  ko.device = device;
+  if (progress) {
+    ko.progress = [&](const KMeansIterationInfo& info) {
+      return progress({"kmeans", static_cast<uint64_t>(info.iteration + 1),
+                       static_cast<uint64_t>(iterations)});
+    };
+  }
+  KMeansResult res;
+  Status s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  if (!s.ok()) return s;
+
+  // Assign to the final centroids (k-means reports the assignment that
+  // preceded its last update).
+  std::vector<uint32_t> assignments(n);
+  kernels::AssignNearest(metric_, vectors.data(), n, res.centroids.data(), nullptr, k, dim_,
+                         assignments.data(), nullptr);
+  if (progress && !progress({"assign", n, n})) return Status::Aborted("reindex aborted");
+
+  storage::IndexRecord rec;
+  rec.epoch = index_.Current()->epoch + 1;
+  rec.dim = dim_;
+  rec.metric = metric_;
+  rec.num_centroids = static_cast<uint32_t>(k);
+  rec.centroids = res.centroids;
+  rec.trained_on = n;
+  storage::Store::Batch sb(store_.get());
+  sb.PutIndex(rec);
+  sb.DeleteIndexBelow(rec.epoch);
+  s = store_->Commit(&sb, /*sync=*/true);
+  if (!s.ok()) return s;
+  if (progress) (void)progress({"persist", 1, 1});
+
+  index_.Install(rec.epoch, std::move(res.centroids), ids, vectors, assignments);
+  trainings_.fetch_add(1);
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  training_seconds_.store(training_seconds_.load() + secs);
+  return Status::OK();
+}
+
+Status DBImpl::Reindex(const ReindexOptions& options,
+                       std::function<bool(const ReindexProgress&)> progress) {
+  std::shared_lock close_lock(close_mu_);
+  if (closed_) return Status::InvalidArgument("the DB is closed");
+  if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
+  if (options.iterations < 0) return Status::InvalidArgument("iterations must be >= 0");
+  std::lock_guard lock(write_mu_);
+  const uint32_t partitions =
+      options.partitions != 0 ? options.partitions : PartitionsFor(index_.size());
+  const int iterations = options.iterations != 0 ? options.iterations : options_.kmeans_iterations;
+  const Device device = options.device != Device::kAuto ? options.device : options_.device;
+  return TrainLocked(partitions, iterations, device, progress);
+}
+
+Status DBImpl::Get(const ReadOptions& options, uint64_t id, std::vector<float>* vec,
+                   std::string* payload) {
+  if (vec == nullptr) return Status::InvalidArgument("Get: vec is null");
+  std::shared_lock close_lock(close_mu_);
+  if (closed_) return Status::InvalidArgument("the DB is closed");
+  std::string bytes;
+  Status s = store_->GetVector(id, options.verify_checksums, &bytes);
+  if (!s.ok()) return s;
+  storage::VectorRecordView view;
+  s = storage::DecodeVectorRecord(bytes, &view);
+  if (!s.ok()) {
+    return Status::Corruption("vector " + std::to_string(id) + ": " + std::string(s.message()));
+  }
+  if (view.id != id || view.dim != dim_) {
+    return Status::Corruption("vector " + std::to_string(id) +
+                              ": record does not match its key or the DB's dimension");
+  }
+  *vec = view.Vector();
+  if (payload != nullptr) payload->assign(view.payload);
+  return Status::OK();
+}
+
+Status DBImpl::CheckSearch(const SearchOptions& options, std::span<const float> queries,
+                           size_t nq, index::SearchParams* params) const {
+  if (options.k == 0) return Status::InvalidArgument("k must be >= 1");
+  if (options.k > kMaxK) {
+    return Status::InvalidArgument("k = " + std::to_string(options.k) + " exceeds the maximum " +
+                                   std::to_string(kMaxK));
+  }
+  if (options.nprobe > kMaxNprobe) {
+    return Status::InvalidArgument("nprobe = " + std::to_string(options.nprobe) +
+                                   " exceeds the maximum " + std::to_string(kMaxNprobe));
+  }
+  if (queries.size() != nq * dim_) {
+    return Status::InvalidArgument(
+        nq == 1 ? "query has dimension " + std::to_string(queries.size()) +
+                      ", the DB holds dimension " + std::to_string(dim_)
+                : "queries hold " + std::to_string(queries.size()) + " floats, expected " +
+                      std::to_string(nq) + " x " + std::to_string(dim_));
+  }
+  for (size_t i = 0; i < nq; ++i) {
+    Status s = CheckVector(queries.subspan(i * dim_, dim_),
+                           nq == 1 ? "query" : ("query " + std::to_string(i)).c_str());
+    if (!s.ok()) return s;
+  }
+  params->k = options.k;
+  params->nprobe = options.nprobe != 0 ? options.nprobe : options_.default_nprobe;
+  params->exact = options.exact;
+  return Status::OK();
+}
+
+Status DBImpl::Search(const SearchOptions& options, std::span<const float> query,
+                      std::vector<Neighbor>* result) {
+  if (result == nullptr) return Status::InvalidArgument("Search: result is null");
+  std::vector<std::vector<Neighbor>> results;
+  Status s = SearchBatch(options, query, 1, &results);
+  if (!s.ok()) return s;
+  *result = std::move(results[0]);
+  return Status::OK();
+}
+
+Status DBImpl::SearchBatch(const SearchOptions& options, std::span<const float> queries,
+                           size_t nq, std::vector<std::vector<Neighbor>>* results) {
+  if (results == nullptr) return Status::InvalidArgument("SearchBatch: results is null");
+  index::SearchParams params;
+  Status s = CheckSearch(options, queries, nq, &params);
+  if (!s.ok()) return s;
+  if (metric_ != Metric::kCosine) {
+    index_.SearchBatch(queries.data(), nq, params, results);
+    return Status::OK();
+  }
+  std::vector<float> prepared(queries.size());
+  for (size_t i = 0; i < nq; ++i) {
+    index_.PrepareVector(&queries[i * dim_], &prepared[i * dim_]);
+  }
+  index_.SearchBatch(prepared.data(), nq, params, results);
+  return Status::OK();
+}
+
+Stats DBImpl::GetStats() {
+  index::IndexStats is = index_.Stats();
+  Stats st;
+  st.dim = dim_;
+  st.metric = metric_;
+  st.num_vectors = is.live;
+  st.epoch = is.epoch;
+  st.num_partitions = static_cast<uint32_t>(is.partition_sizes.size());
+  st.tombstones = is.tombstones;
+  st.trainings = trainings_.load();
+  st.training_seconds = training_seconds_.load();
+  if (!is.partition_sizes.empty()) {
+    st.min_partition_size = *std::min_element(is.partition_sizes.begin(), is.partition_sizes.end());
+    st.max_partition_size = *std::max_element(is.partition_sizes.begin(), is.partition_sizes.end());
+    st.mean_partition_size = static_cast<double>(is.live) / is.partition_sizes.size();
+    st.imbalance = st.mean_partition_size > 0 ? st.max_partition_size / st.mean_partition_size : 0.0;
+  }
+  st.partition_sizes = std::move(is.partition_sizes);
+  return st;
+}
+
+Status DBImpl::Close() {
+  std::unique_lock close_lock(close_mu_);
+  if (closed_) return Status::OK();
+  std::lock_guard lock(write_mu_);
+  closed_ = true;
+  return store_->Close();
+}
+
+}  // namespace quiver

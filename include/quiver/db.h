@@ -1,0 +1,130 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// A DB is a persistent, searchable collection of fixed-dimension vectors
+// keyed by uint64_t ids chosen by the application.
+//
+//   quiver::Options opt;
+//   opt.dim = 128;
+//   std::unique_ptr<quiver::DB> db;
+//   quiver::Status s = quiver::DB::Open(opt, "/tmp/vectors", &db);
+//   s = db->Put(quiver::WriteOptions(), 42, vec);
+//   std::vector<quiver::Neighbor> hits;
+//   s = db->Search(quiver::SearchOptions{.k = 10}, query, &hits);
+//
+// Thread safety: a DB may be shared by many threads without external
+// synchronization. Writes are applied one at a time in a global order;
+// searches never wait for writes or for re-clustering: they read an
+// immutable version of the index.
+
+#ifndef QUIVER_DB_H_
+#define QUIVER_DB_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quiver/export.h"
+#include "quiver/options.h"
+#include "quiver/status.h"
+#include "quiver/types.h"
+
+namespace quiver {
+
+class WriteBatch;
+
+// A snapshot of a DB's state, for monitoring.
+struct Stats {
+  uint32_t dim = 0;
+  Metric metric = Metric::kL2;
+  uint64_t num_vectors = 0;      // live vectors
+  uint64_t epoch = 0;            // index generation; 0 = not trained (flat)
+  uint32_t num_partitions = 0;   // 1 while flat
+  uint64_t min_partition_size = 0;
+  uint64_t max_partition_size = 0;
+  double mean_partition_size = 0.0;
+  double imbalance = 0.0;        // largest partition / mean
+  uint64_t tombstones = 0;       // deleted or overwritten slots not yet reclaimed
+  uint64_t trainings = 0;        // k-means trainings since Open
+  double training_seconds = 0.0; // time spent in them
+  std::vector<uint64_t> partition_sizes;  // live vectors per partition
+};
+
+// What DB::Reindex reports while it runs.
+struct ReindexProgress {
+  std::string_view phase;  // "gather", "kmeans", "assign", "persist"
+  uint64_t done = 0;
+  uint64_t total = 0;
+};
+
+class QUIVER_EXPORT DB {
+ public:
+  // Opens the DB in directory `path`, creating it when options allow.
+  // On success *db holds it; otherwise *db is null and the Status says why:
+  // InvalidArgument for a bad option, a dimension or metric other than the
+  // stored one, or a directory that holds no quiver DB; Busy when another
+  // process holds the DB open for writing; Corruption for damaged files.
+  static Status Open(const Options& options, const std::string& path,
+                     std::unique_ptr<DB>* db);
+
+  DB() = default;
+  DB(const DB&) = delete;
+  DB& operator=(const DB&) = delete;
+  // Closes the DB (see Close()).
+  virtual ~DB() = default;
+
+  // Stores `vec` under `id` (an upsert: a previous vector is replaced), with
+  // optional opaque `payload` bytes returned by Get. Returns once the write
+  // is in the write-ahead log (see WriteOptions::sync); then it is visible
+  // to Get and Search. InvalidArgument for a wrong dimension or a NaN/Inf.
+  virtual Status Put(const WriteOptions& options, uint64_t id,
+                     std::span<const float> vec,
+                     std::string_view payload = {}) = 0;
+
+  // Removes `id`. NotFound when it does not exist.
+  virtual Status Delete(const WriteOptions& options, uint64_t id) = 0;
+
+  // Applies `batch` atomically. Every operation is validated first: one bad
+  // vector rejects the whole batch and nothing is written.
+  virtual Status Write(const WriteOptions& options, WriteBatch* batch) = 0;
+
+  // Reads the vector (as it was put) and payload (may be null) of `id`.
+  // NotFound when it does not exist; Corruption when its record is damaged.
+  virtual Status Get(const ReadOptions& options, uint64_t id,
+                     std::vector<float>* vec,
+                     std::string* payload = nullptr) = 0;
+
+  // The k nearest live vectors to `query`, closest first.
+  virtual Status Search(const SearchOptions& options,
+                        std::span<const float> query,
+                        std::vector<Neighbor>* result) = 0;
+
+  // Searches nq queries laid out row-major in `queries` (nq * dim floats),
+  // in parallel on all cores; (*results)[i] answers query i.
+  virtual Status SearchBatch(const SearchOptions& options,
+                             std::span<const float> queries, size_t nq,
+                             std::vector<std::vector<Neighbor>>* results) = 0;
+
+  // Re-clusters the whole collection now: k-means over every live vector,
+  // every vector moved to its nearest new centroid, the new index persisted
+  // and swapped in atomically. Searches go on meanwhile on the old index.
+  // `progress` (may be empty) is called from the calling thread; returning
+  // false aborts with Status::Aborted and leaves the old index in place.
+  virtual Status Reindex(
+      const ReindexOptions& options,
+      std::function<bool(const ReindexProgress&)> progress = {}) = 0;
+
+  virtual Stats GetStats() = 0;
+
+  // Flushes and releases the DB's files and lock. Further calls return
+  // InvalidArgument. Called by the destructor when not called before.
+  virtual Status Close() = 0;
+};
+
+}  // namespace quiver
+
+#endif  // QUIVER_DB_H_

@@ -1,0 +1,104 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// Options of a DB and of its operations. Plain structs with in-class
+// defaults; each field says what it means, its default and its trade-off.
+
+#ifndef QUIVER_OPTIONS_H_
+#define QUIVER_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "quiver/types.h"
+
+namespace quiver {
+
+// Options of DB::Open().
+struct Options {
+  // Dimension of every vector. Required (>= 1) when a DB is created; when an
+  // existing DB is opened, 0 accepts the stored dimension and any other value
+  // must match it (otherwise Open returns InvalidArgument).
+  uint32_t dim = 0;
+
+  // Distance of the DB. Fixed at creation: opening a DB with another metric
+  // returns InvalidArgument. Ignored when `accept_stored_metric` is true.
+  Metric metric = Metric::kL2;
+
+  // When opening an existing DB, take its stored metric instead of checking
+  // `metric` against it (tools that open any DB set this). Default false.
+  bool accept_stored_metric = false;
+
+  // Create the DB when the directory holds none. Default true.
+  bool create_if_missing = true;
+
+  // Fail with InvalidArgument when the DB already exists. Default false.
+  bool error_if_exists = false;
+
+  // Open without the write lock: writes return NotSupported. Several
+  // read-only instances may coexist with one writer; a read-only instance
+  // sees the data as of its Open. Default false.
+  bool read_only = false;
+
+  // Where k-means runs: a CUDA GPU when kAuto finds one, else all CPU cores.
+  Device device = Device::kAuto;
+
+  // IVF layout. While the DB holds fewer than `ivf_train_threshold` live
+  // vectors it is searched exactly (one flat partition). When that many
+  // exist, k-means trains about live / `target_partition_size` centroids
+  // and every vector moves to the partition of its nearest centroid.
+  // Smaller partitions: faster scans per probe, more probes needed for the
+  // same recall. Defaults 256 and 8192.
+  uint32_t target_partition_size = 256;
+  uint32_t ivf_train_threshold = 8192;
+
+  // Lloyd iterations of an automatic training or a Reindex(). Default 20.
+  int kmeans_iterations = 20;
+
+  // Partitions probed when SearchOptions::nprobe is 0. Default 16.
+  uint32_t default_nprobe = 16;
+};
+
+// Options of Put(), Delete() and Write().
+struct WriteOptions {
+  // false: the write is acknowledged once it is in the write-ahead log in
+  // the OS page cache; it survives a crash of the process (kill -9), but a
+  // crash of the machine may lose the last writes.
+  // true: the log is fsync'ed before the write is acknowledged; it survives
+  // a power loss too. Several times slower per write; batch writes instead.
+  bool sync = false;
+};
+
+// Options of Get().
+struct ReadOptions {
+  // Verify the checksums of the blocks read. Default true.
+  bool verify_checksums = true;
+};
+
+// Options of Search() and SearchBatch().
+struct SearchOptions {
+  // Neighbours to return, >= 1. Fewer come back only when the DB holds
+  // fewer live vectors.
+  uint32_t k = 10;
+
+  // Partitions to scan per query. 0 takes Options::default_nprobe; values
+  // above the partition count scan all. More probes: higher recall, lower
+  // throughput.
+  uint32_t nprobe = 0;
+
+  // Scan every vector (exact search), whatever nprobe says. Default false.
+  bool exact = false;
+};
+
+// Options of DB::Reindex().
+struct ReindexOptions {
+  // Partitions of the new index; 0 derives it from target_partition_size.
+  uint32_t partitions = 0;
+  // Lloyd iterations; 0 takes Options::kmeans_iterations.
+  int iterations = 0;
+  // Where the k-means runs; kAuto takes Options::device.
+  Device device = Device::kAuto;
+};
+
+}  // namespace quiver
+
+#endif  // QUIVER_OPTIONS_H_

@@ -1,0 +1,202 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+
+#include "index/ivf_index.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "kernels/cpu/assign.h"
+#include "kernels/cpu/distance.h"
+#include "kernels/cpu/topk.h"
+
+namespace quiver::index {
+namespace {
+
+// Distances are computed for this many slots at a time, so the scratch
+// buffer stays in L1/L2 whatever the partition size.
+constexpr size_t kScanChunk = 1024;
+
+// Initial capacity of a partition: its size now plus room to grow.
+size_t InitialCapacity(size_t size) { return size + size / 4 + 16; }
+
+}  // namespace
+
+IvfIndex::IvfIndex(uint32_t dim, Metric metric) : dim_(dim), metric_(metric) {
+  auto v = std::make_shared<IndexVersion>();
+  v->partitions.push_back(std::make_unique<Partition>(dim_, 1024));
+  current_.store(std::move(v), std::memory_order_release);
+}
+
+void IvfIndex::PrepareVector(const float* vec, float* out) const {
+  std::memcpy(out, vec, sizeof(float) * dim_);
+  if (metric_ == Metric::kCosine) kernels::Normalize(out, dim_);
+}
+
+uint32_t IvfIndex::NearestPartition(const IndexVersion& v, const float* vec) const {
+  if (v.flat()) return 0;
+  uint32_t label = 0;
+  kernels::AssignNearest(metric_, vec, 1, v.centroids.data(), nullptr,
+                         v.partitions.size(), dim_, &label, nullptr);
+  return label;
+}
+
+void IvfIndex::Upsert(uint64_t id, const float* vec) {
+  std::shared_ptr<const IndexVersion> v = Current();
+  // Tombstone the old copy first: a concurrent search may briefly miss this
+  // id (the write is not acknowledged yet) but never sees it twice.
+  Remove(id);
+  const uint32_t p = NearestPartition(*v, vec);
+  const uint32_t slot = v->partitions[p]->Append(id, vec);
+  locations_[id] = Location{p, slot};
+}
+
+bool IvfIndex::Remove(uint64_t id) {
+  auto it = locations_.find(id);
+  if (it == locations_.end()) return false;
+  std::shared_ptr<const IndexVersion> v = Current();
+  v->partitions[it->second.partition]->MarkDeleted(it->second.slot);
+  locations_.erase(it);
+  return true;
+}
+
+void IvfIndex::CollectLive(std::vector<uint64_t>* ids,
+                           std::vector<float>* vectors) const {
+  std::shared_ptr<const IndexVersion> v = Current();
+  ids->clear();
+  vectors->clear();
+  ids->reserve(locations_.size());
+  vectors->reserve(locations_.size() * dim_);
+  for (const auto& p : v->partitions) {
+    Partition::View view = p->Read();
+    for (size_t s = 0; s < view.size; ++s) {
+      if (view.deleted(s)) continue;
+      ids->push_back(view.block->ids[s]);
+      vectors->insert(vectors->end(), view.vector(s), view.vector(s) + dim_);
+    }
+  }
+}
+
+void IvfIndex::Install(uint64_t epoch, std::vector<float> centroids,
+                       const std::vector<uint64_t>& ids,
+                       const std::vector<float>& vectors,
+                       const std::vector<uint32_t>& assignments) {
+  auto v = std::make_shared<IndexVersion>();
+  v->epoch = epoch;
+  v->centroids = std::move(centroids);
+  const size_t nparts = v->flat() ? 1 : v->centroids.size() / dim_;
+  const size_t n = ids.size();
+
+  // Counting sort of the points by partition: each partition's block is
+  // then filled in one contiguous pass.
+  std::vector<size_t> offsets(nparts + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++offsets[(v->flat() ? 0 : assignments[i]) + 1];
+  for (size_t p = 0; p < nparts; ++p) offsets[p + 1] += offsets[p];
+  std::vector<size_t> order(n);
+  {
+    std::vector<size_t> cursor(offsets.begin(), offsets.end() - 1);
+    for (size_t i = 0; i < n; ++i) order[cursor[v->flat() ? 0 : assignments[i]]++] = i;
+  }
+
+  v->partitions.resize(nparts);
+  std::vector<std::vector<Location>> locs(nparts);
+  tbb::parallel_for(size_t{0}, nparts, [&](size_t p) {
+    const size_t begin = offsets[p], end = offsets[p + 1];
+    auto part = std::make_unique<Partition>(dim_, InitialCapacity(end - begin));
+    for (size_t j = begin; j < end; ++j) {
+      const size_t i = order[j];
+      part->Append(ids[i], &vectors[i * dim_]);
+    }
+    v->partitions[p] = std::move(part);
+  });
+
+  locations_.clear();
+  locations_.reserve(n);
+  for (size_t p = 0; p < nparts; ++p) {
+    for (size_t j = offsets[p]; j < offsets[p + 1]; ++j) {
+      locations_[ids[order[j]]] =
+          Location{static_cast<uint32_t>(p), static_cast<uint32_t>(j - offsets[p])};
+    }
+  }
+  current_.store(std::move(v), std::memory_order_release);
+}
+
+void IvfIndex::SearchIn(const IndexVersion& v, const float* q,
+                        const uint32_t* probes, size_t nprobe,
+                        const SearchParams& params,
+                        std::vector<Neighbor>* out) const {
+  kernels::TopKHeap<uint64_t> heap(params.k);
+  float dists[kScanChunk];
+  for (size_t i = 0; i < nprobe; ++i) {
+    Partition::View view = v.partitions[probes[i]]->Read();
+    for (size_t begin = 0; begin < view.size; begin += kScanChunk) {
+      const size_t m = std::min(kScanChunk, view.size - begin);
+      kernels::DistancesToBlock(metric_, q, view.vector(begin), m, dim_, dists);
+      const float threshold = heap.Threshold();
+      for (size_t j = 0; j < m; ++j) {
+        if (dists[j] > threshold) continue;
+        if (view.deleted(begin + j)) continue;
+        heap.Push(dists[j], view.block->ids[begin + j]);
+      }
+    }
+  }
+  std::vector<kernels::TopKHeap<uint64_t>::Entry> best;
+  heap.ExtractSorted(&best);
+  out->clear();
+  out->reserve(best.size());
+  for (const auto& e : best) out->push_back(Neighbor{e.id, e.distance});
+}
+
+void IvfIndex::Search(const float* q, const SearchParams& params,
+                      std::vector<Neighbor>* out) const {
+  std::vector<std::vector<Neighbor>> results;
+  SearchBatch(q, 1, params, &results);
+  *out = std::move(results[0]);
+}
+
+void IvfIndex::SearchBatch(const float* queries, size_t nq,
+                           const SearchParams& params,
+                           std::vector<std::vector<Neighbor>>* out) const {
+  std::shared_ptr<const IndexVersion> v = Current();
+  out->assign(nq, {});
+  const size_t nparts = v->partitions.size();
+  const bool scan_all = v->flat() || params.exact || params.nprobe >= nparts;
+  const size_t nprobe = scan_all ? nparts : std::max<size_t>(1, params.nprobe);
+
+  std::vector<uint32_t> probes(nq * nprobe);
+  if (scan_all) {
+    for (size_t i = 0; i < nq; ++i) {
+      for (size_t p = 0; p < nprobe; ++p) probes[i * nprobe + p] = static_cast<uint32_t>(p);
+    }
+  } else {
+    // Coarse quantisation of the whole batch at once.
+    kernels::NearestCentroids(metric_, queries, nq, v->centroids.data(), nparts,
+                              dim_, nprobe, probes.data(), nullptr);
+  }
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, nq, 1),
+                    [&](const tbb::blocked_range<size_t>& r) {
+                      for (size_t i = r.begin(); i != r.end(); ++i) {
+                        SearchIn(*v, queries + i * dim_, &probes[i * nprobe],
+                                 nprobe, params, &(*out)[i]);
+                      }
+                    });
+}
+
+IndexStats IvfIndex::Stats() const {
+  std::shared_ptr<const IndexVersion> v = Current();
+  IndexStats s;
+  s.epoch = v->epoch;
+  for (const auto& p : v->partitions) {
+    Partition::View view = p->Read();
+    uint64_t live = 0;
+    for (size_t i = 0; i < view.size; ++i) live += view.deleted(i) ? 0 : 1;
+    s.partition_sizes.push_back(live);
+    s.live += live;
+    s.tombstones += view.size - live;
+  }
+  return s;
+}
+
+}  // namespace quiver::index

@@ -1,0 +1,246 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+
+#include "storage/store.h"
+
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/keys.h"
+
+namespace quiver::storage {
+namespace {
+
+constexpr char kMetaCf[] = "meta";
+constexpr char kVectorsCf[] = "vectors";
+constexpr char kIndexCf[] = "index";
+constexpr char kMetaKey[] = "db";
+
+// RocksDB's Status -> ours, keeping RocksDB's message.
+Status FromRocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  std::string msg = context + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTimedOut()) return Status::Busy(msg);
+  if (s.IsIOError()) {
+    // The LOCK file is held: another process has the DB open for writing.
+    if (s.ToString().find("lock") != std::string::npos ||
+        s.ToString().find("LOCK") != std::string::npos) {
+      return Status::Busy(context + ": the DB is locked by another writer (" +
+                          s.ToString() + ")");
+    }
+    if (s.IsNoSpace()) return Status::IOError(msg + " (disk full)");
+    return Status::IOError(msg);
+  }
+  return Status::IOError(msg);
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(bool vectors) {
+  rocksdb::ColumnFamilyOptions o;
+  if (vectors) {
+    // Float vectors do not compress; spend no CPU on it.
+    o.compression = rocksdb::kNoCompression;
+    o.write_buffer_size = 64 << 20;
+  }
+  return o;
+}
+
+}  // namespace
+
+Store::Batch::Batch(const Store* store)
+    : store_(store), rep_(std::make_unique<rocksdb::WriteBatch>()) {}
+Store::Batch::~Batch() = default;
+
+void Store::Batch::PutVector(uint64_t id, std::span<const float> vec,
+                             std::string_view payload) {
+  rep_->Put(store_->vectors_cf_, EncodeU64Key(id),
+            EncodeVectorRecord(id, vec, payload));
+}
+
+void Store::Batch::DeleteVector(uint64_t id) {
+  rep_->Delete(store_->vectors_cf_, EncodeU64Key(id));
+}
+
+void Store::Batch::PutIndex(const IndexRecord& rec) {
+  rep_->Put(store_->index_cf_, EncodeU64Key(rec.epoch), EncodeIndexRecord(rec));
+}
+
+void Store::Batch::DeleteIndexBelow(uint64_t below) {
+  if (below == 0) return;
+  rep_->DeleteRange(store_->index_cf_, EncodeU64Key(0), EncodeU64Key(below));
+}
+
+size_t Store::Batch::Count() const { return rep_->Count(); }
+
+Status Store::Open(const OpenOptions& options, const std::string& path,
+                   std::unique_ptr<Store>* store, bool* created) {
+  namespace fs = std::filesystem;
+  store->reset();
+  *created = false;
+  if (path.empty()) return Status::InvalidArgument("empty DB path");
+
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (exists && !fs::is_directory(path, ec)) {
+    return Status::InvalidArgument(path + " is a file, not a DB directory");
+  }
+  const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
+  if (exists && !has_current && !fs::is_empty(path, ec)) {
+    return Status::InvalidArgument(path +
+                                   " is a non-empty directory that holds no quiver DB");
+  }
+  if (!has_current) {
+    if (!options.create_if_missing || options.read_only) {
+      return Status::NotFound(path + " holds no DB (create_if_missing is off)");
+    }
+  } else if (options.error_if_exists) {
+    return Status::InvalidArgument(path + " already holds a DB (error_if_exists)");
+  }
+
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = !has_current;
+  dbo.create_missing_column_families = !has_current;
+  dbo.paranoid_checks = true;
+  dbo.IncreaseParallelism(2);
+
+  if (has_current) {
+    std::vector<std::string> families;
+    rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(dbo, path, &families);
+    if (!ls.ok()) return FromRocks(ls, "listing column families of " + path);
+    bool has_meta = false, has_vectors = false, has_index = false;
+    for (const auto& f : families) {
+      has_meta |= f == kMetaCf;
+      has_vectors |= f == kVectorsCf;
+      has_index |= f == kIndexCf;
+    }
+    if (!(has_meta && has_vectors && has_index)) {
+      return Status::InvalidArgument(
+          path + " is a RocksDB database of another program, not a quiver DB");
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, CfOptions(false)},
+      {kMetaCf, CfOptions(false)},
+      {kVectorsCf, CfOptions(true)},
+      {kIndexCf, CfOptions(false)},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(dbo, path, cfs, &handles, &raw)
+          : rocksdb::DB::Open(dbo, path, cfs, &handles, &raw);
+  if (!rs.ok()) return FromRocks(rs, "opening " + path);
+
+  std::unique_ptr<Store> st(new Store());
+  st->path_ = path;
+  st->read_only_ = options.read_only;
+  st->db_.reset(raw);
+  st->default_cf_ = handles[0];
+  st->meta_cf_ = handles[1];
+  st->vectors_cf_ = handles[2];
+  st->index_cf_ = handles[3];
+  *created = !has_current;
+  *store = std::move(st);
+  return Status::OK();
+}
+
+Store::~Store() { (void)Close(); }
+
+Status Store::Close() {
+  if (!db_) return Status::OK();
+  rocksdb::Status s;
+  if (!read_only_) {
+    s = db_->FlushWAL(/*sync=*/true);
+  }
+  for (auto* h : {default_cf_, meta_cf_, vectors_cf_, index_cf_}) {
+    if (h != nullptr) (void)db_->DestroyColumnFamilyHandle(h);
+  }
+  default_cf_ = meta_cf_ = vectors_cf_ = index_cf_ = nullptr;
+  rocksdb::Status cs = db_->Close();
+  db_.reset();
+  if (!s.ok()) return FromRocks(s, "syncing the WAL of " + path_);
+  return FromRocks(cs, "closing " + path_);
+}
+
+Status Store::ReadMeta(DbMeta* meta) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, kMetaKey, &value);
+  if (s.IsNotFound()) return Status::NotFound("DB metadata is missing");
+  if (!s.ok()) return FromRocks(s, "reading DB metadata");
+  return DecodeDbMeta(value, meta);
+}
+
+Status Store::WriteMeta(const DbMeta& meta) {
+  if (read_only_) return Status::NotSupported("the DB is open read-only");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Put(wo, meta_cf_, kMetaKey, EncodeDbMeta(meta)),
+                   "writing DB metadata");
+}
+
+Status Store::Commit(Batch* batch, bool sync) {
+  if (read_only_) return Status::NotSupported("the DB is open read-only");
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, batch->rep_.get()), "writing to " + path_);
+}
+
+Status Store::GetVector(uint64_t id, bool verify_checksums, std::string* value) {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = verify_checksums;
+  rocksdb::Status s = db_->Get(ro, vectors_cf_, EncodeU64Key(id), value);
+  if (s.IsNotFound()) return Status::NotFound("no vector with id " + std::to_string(id));
+  return FromRocks(s, "reading vector " + std::to_string(id));
+}
+
+Status Store::ForEachVector(
+    const std::function<Status(uint64_t, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, vectors_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto id = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
+    if (!id) {
+      return Status::Corruption("vector key of " + std::to_string(it->key().size()) +
+                                " bytes (expected 8)");
+    }
+    Status s = fn(*id, std::string_view(it->value().data(), it->value().size()));
+    if (!s.ok()) return s;
+  }
+  return FromRocks(it->status(), "scanning vectors");
+}
+
+uint64_t Store::EstimateVectorCount() {
+  uint64_t n = 0;
+  db_->GetIntProperty(vectors_cf_, "rocksdb.estimate-num-keys", &n);
+  return n;
+}
+
+Status Store::LatestIndex(IndexRecord* rec) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), index_cf_));
+  it->SeekToLast();
+  if (!it->Valid()) {
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the index");
+    return Status::NotFound("no trained index");
+  }
+  Status s = DecodeIndexRecord(std::string_view(it->value().data(), it->value().size()), rec);
+  if (!s.ok()) return s;
+  auto epoch = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
+  if (!epoch || *epoch != rec->epoch) {
+    return Status::Corruption("index record key does not match its epoch");
+  }
+  return Status::OK();
+}
+
+}  // namespace quiver::storage
