@@ -33,6 +33,32 @@ void RowNormsSqr(const float* x, size_t n, size_t d, float* out);
 void DistancesToBlock(Metric metric, const float* q, const float* block,
                       size_t m, size_t d, float* out);
 
+// Run-time SIMD dispatch, exposed for tests and benchmarks.
+namespace simd {
+
+// True when the CPU has AVX2 and FMA (checked once, at first use).
+bool HasAvx2Fma();
+
+// True when the AVX2+FMA code is used: HasAvx2Fma() and not forced off.
+bool UseAvx2();
+
+// Forces the portable scalar code (true) or restores the run-time choice
+// (false). For tests and benchmarks only; not thread-safe against concurrent
+// kernel calls.
+void ForceScalar(bool force);
+
+// The portable scalar implementations.
+float L2SqrScalar(const float* a, const float* b, size_t d);
+float DotScalar(const float* a, const float* b, size_t d);
+float NormSqrScalar(const float* a, size_t d);
+
+// The AVX2+FMA implementations. REQUIRES: HasAvx2Fma().
+float L2SqrAvx2(const float* a, const float* b, size_t d);
+float DotAvx2(const float* a, const float* b, size_t d);
+float NormSqrAvx2(const float* a, size_t d);
+
+}  // namespace simd
+
 }  // namespace quiver::kernels
 
 #endif  // QUIVER_KERNELS_CPU_DISTANCE_H_
