@@ -107,6 +107,11 @@ class IvfIndex {
   void SearchIn(const IndexVersion& v, const float* q, const uint32_t* probes,
                 size_t nprobe, const SearchParams& params,
                 std::vector<Neighbor>* out) const;
+  // SearchBatch for many queries: one pass over each probed partition.
+  void SearchPartitionMajor(const IndexVersion& v, const float* queries, size_t nq,
+                            const uint32_t* probes, size_t nprobe,
+                            const SearchParams& params,
+                            std::vector<std::vector<Neighbor>>* out) const;
   uint32_t NearestPartition(const IndexVersion& v, const float* vec) const;
 
   const uint32_t dim_;

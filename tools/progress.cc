@@ -1,0 +1,81 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+
+#include "tools/progress.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace quiver::tools {
+namespace {
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%.1fs", s);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", int(s) / 60, int(s) % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
+ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
+    : label_(std::move(label)),
+      total_(std::max<uint64_t>(total, 1)),
+      unit_(std::move(unit)),
+      tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {
+  Draw(0, false);
+}
+
+ProgressBar::~ProgressBar() {
+  if (!finished_) std::fputc('\n', stderr);
+}
+
+void ProgressBar::Update(uint64_t done) {
+  const auto now = std::chrono::steady_clock::now();
+  if (tty_) {
+    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+  } else {
+    const int decile = static_cast<int>(10 * std::min(done, total_) / total_);
+    if (decile == last_decile_) return;
+    last_decile_ = decile;
+  }
+  last_draw_ = now;
+  Draw(done, false);
+}
+
+void ProgressBar::Finish() {
+  if (finished_) return;
+  Draw(total_, true);
+  finished_ = true;
+}
+
+void ProgressBar::Draw(uint64_t done, bool final) {
+  done = std::min(done, total_);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double frac = double(done) / double(total_);
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(frac * kWidth);
+  std::string bar(filled, '#');
+  bar.resize(kWidth, '.');
+  const double rate = elapsed > 0 ? done / elapsed : 0;
+  std::string tail;
+  if (final) {
+    tail = "in " + FormatSeconds(elapsed);
+  } else if (done > 0 && rate > 0) {
+    tail = "ETA " + FormatSeconds((total_ - done) / rate);
+  }
+  std::fprintf(stderr, "%s%-10s [%s] %3d%% %llu/%llu %s  %.0f %s/s  %s%s", tty_ ? "\r" : "",
+               label_.c_str(), bar.c_str(), int(frac * 100), (unsigned long long)done,
+               (unsigned long long)total_, unit_.c_str(), rate, unit_.c_str(), tail.c_str(),
+               tty_ && !final ? "\033[K" : "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace quiver::tools
