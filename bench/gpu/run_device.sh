@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), from the repository root, with the
+# built programs and the peers bundled in .device/ (see docs/benchmarks.md):
+#   bench/gpu/run_device.sh test    # GPU tests + compute-sanitizer
+#   bench/gpu/run_device.sh key     # the key shape, quiver and peers
+#   bench/gpu/run_device.sh grid    # the benchmark grid
+# Results go to $OUT (or ./out).
+set -uo pipefail
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/.device/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PATH=/usr/local/cuda/bin:$PATH
+export PYTHONUNBUFFERED=1
+B=.device/bin/kmeans_gpu_bench
+DATA=/tmp/km
+mkdir -p $DATA
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+
+q() {  # quiver: N K D precision input [extra...]
+  local n=$1 k=$2 d=$3 p=$4 i=$5; shift 5
+  local f=$DATA/x_1x${n}x${d}.f32
+  [ -f "$f" ] || f=""
+  $B ${f:+--data $f} --n $n --k $k --d $d --precision $p --input $i --iters 10 "$@" \
+    | tee -a "$OUT/quiver.jsonl"
+}
+
+for stage in "$@"; do
+case $stage in
+test)
+  .device/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -40
+  compute-sanitizer --tool memcheck --error-exitcode 1 .device/bin/quiver_gpu_tests \
+    --gtest_filter='KMeansGpu.L2MatchesCpu:KMeansGpu.StreamedEqualsResident:KMeansGpu.EmptyCluster*:KMeansGpu.Batched*:KMeansGpu.DataOnDevice:KMeansGpu.KLarger*' \
+    > "$OUT/sanitizer.log" 2>&1
+  echo "compute-sanitizer exit $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -5
+  ;;
+key)
+  python3 bench/gpu/kmeans_peers.py --peers .device --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --ceilings --shape 1048576,1024,128 --precision tf32 --precision fp16
+  for p in fp16 bf16; do q 1048576 1024 128 $p f16; done
+  q 1048576 1024 128 tf32 f32
+  q 1048576 1024 128 fp32 f32
+  ;;
+grid)
+  shapes="65536,256,128 65536,1024,128 65536,4096,128 1048576,256,128 1048576,4096,128 1048576,65536,128 1048576,1024,768 8388608,1024,128 8388608,4096,128"
+  python3 bench/gpu/kmeans_peers.py --peers .device --data-dir $DATA --out "$OUT/peers.jsonl" \
+    $(for s in $shapes; do echo --shape $s; done) --precision fp16 --precision tf32 --compile-at-new-n
+  for s in $shapes; do IFS=, read n k d <<< "$s"
+    q $n $k $d fp16 f16; q $n $k $d tf32 f32
+  done
+  python3 bench/gpu/kmeans_peers.py --peers .device --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 131072,1024,128,32 --precision fp16
+  $B --data $DATA/x_32x131072x128.f32 --n 131072 --k 1024 --d 128 --batch 32 \
+    --precision fp16 --input f16 --iters 10 | tee -a "$OUT/quiver.jsonl"
+  ;;
+profile)
+  # Kernel time of one iteration at the key shape (fp16), by ncu.
+  f=$DATA/x_1x1048576x128.f32
+  [ -f $f ] || python3 bench/gpu/kmeans_peers.py --data-dir $DATA --write-only --shape 1048576,1024,128
+  ncu --launch-skip 14 --launch-count 14 --section SpeedOfLight $B --data $f --n 1048576 \
+    --k 1024 --d 128 --precision fp16 --input f16 --iters 3 > "$OUT/ncu_key.txt" 2>&1
+  grep -E "^  [a-z_]+.*\(|Duration|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_key.txt" | head -60
+  ;;
+ooc)
+  # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident.
+  $B --n 67108864 --k 8192 --d 128 --precision tf32 --input f32 --iters 3 --host --stream \
+    --chunk 4194304 | tee -a "$OUT/quiver.jsonl"
+  $B --n 67108864 --k 8192 --d 128 --precision tf32 --input f32 --iters 3 | tee -a "$OUT/quiver.jsonl"
+  ;;
+esac
+done

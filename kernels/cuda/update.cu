@@ -1,0 +1,497 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// Sort-based centroid update. The (cluster, point) pairs are sorted by
+// cluster with CUB's radix sort (only the bits k needs), so each cluster's
+// points form one contiguous segment. Warps then walk fixed-size slices of
+// the sorted order, summing rows in registers and flushing a partial sum
+// with atomics only where a slice crosses a segment boundary: a hot cluster
+// costs no contention, and the work per warp is the same whatever the
+// cluster sizes. Then each centroid is its segment's mean; an empty
+// cluster is re-seeded from its problem's fullest cluster, perturbed
+// (FAISS's split). Also: the device-side convergence test.
+
+#include <cub/device/device_radix_sort.cuh>
+
+#include <cfloat>
+#include <climits>
+#include <cmath>
+
+#include "kernels/cuda/cuda_util.h"
+#include "kernels/cuda/elem.cuh"
+#include "kernels/cuda/kmeans_kernels.cuh"
+
+namespace quiver::kernels::cuda {
+namespace {
+
+constexpr int kReduceThreads = 256;
+constexpr int kItemsPerWarp = 64;
+constexpr int kUnroll = 4;
+
+template <Elem E>
+__device__ __forceinline__ void LoadEight(const void* x, size_t off, float (&v)[8],
+                                          bool second_ok) {
+  if constexpr (E == Elem::kF32) {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(x) + off);
+    const float4 a = __ldg(p);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    if (second_ok) {
+      const float4 b = __ldg(p + 1);
+      v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+      v[4] = v[5] = v[6] = v[7] = 0.f;
+    }
+  } else {
+    const uint4 a = __ldg(reinterpret_cast<const uint4*>(
+        static_cast<const uint16_t*>(x) + off));
+    const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (E == Elem::kF16) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+        v[2 * i] = f.x; v[2 * i + 1] = f.y;
+      } else {
+        const float2 f =
+            __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
+        v[2 * i] = f.x; v[2 * i + 1] = f.y;
+      }
+    }
+  }
+}
+
+template <Elem E>
+__global__ void __launch_bounds__(kReduceThreads)
+    reduce_sorted_kernel(const void* x, size_t ld, size_t d,
+                         const uint32_t* keys, const uint32_t* idx,
+                         size_t items, float* sums, int* counts,
+                         const DeviceState* state) {
+  if (state != nullptr && state->stop) return;
+  const size_t warp_id =
+      (static_cast<size_t>(blockIdx.x) * kReduceThreads + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  const size_t begin = warp_id * kItemsPerWarp;
+  if (begin >= items) return;
+  const size_t end = min(items, begin + kItemsPerWarp);
+
+  for (size_t d0 = 0; d0 < d; d0 += 256) {
+    const size_t dim = d0 + static_cast<size_t>(lane) * 8;
+    const bool active = dim < d;
+    const bool second_ok = dim + 4 < ld;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint32_t cur = keys[begin];
+    int run = 0;
+    auto flush = [&]() {
+      if (active) {
+        float* s = sums + static_cast<size_t>(cur) * d + dim;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          if (dim + e < d) atomicAdd(s + e, acc[e]);
+          acc[e] = 0.f;
+        }
+      }
+      if (d0 == 0 && lane == 0) atomicAdd(counts + cur, run);
+      run = 0;
+    };
+    for (size_t i = begin; i < end; i += kUnroll) {
+      uint32_t kk[kUnroll];
+      float v[kUnroll][8];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (i + u < end) {
+          kk[u] = keys[i + u];
+          if (active) {
+            LoadEight<E>(x, static_cast<size_t>(idx[i + u]) * ld + dim, v[u],
+                         second_ok);
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (i + u < end) {
+          if (kk[u] != cur) {
+            flush();
+            cur = kk[u];
+          }
+          if (active) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[e] += v[u][e];
+          }
+          ++run;
+        }
+      }
+    }
+    flush();
+  }
+}
+
+__global__ void cluster_stats_kernel(const int* counts, int k, int* donor,
+                                     int* empties, const DeviceState* state) {
+  if (state != nullptr && state->stop) return;
+  const int b = blockIdx.x;
+  const int* c = counts + static_cast<size_t>(b) * k;
+  int best = -1, best_j = 0, empty = 0;
+  for (int j = threadIdx.x; j < k; j += blockDim.x) {
+    const int v = c[j];
+    if (v > best) {
+      best = v;
+      best_j = j;
+    }
+    empty += (v == 0);
+  }
+  __shared__ int s_best[256], s_j[256], s_e[256];
+  s_best[threadIdx.x] = best;
+  s_j[threadIdx.x] = best_j;
+  s_e[threadIdx.x] = empty;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int t = 1; t < blockDim.x; ++t) {
+      if (s_best[t] > best || (s_best[t] == best && s_j[t] < best_j)) {
+        best = s_best[t];
+        best_j = s_j[t];
+      }
+      empty += s_e[t];
+    }
+    donor[b] = best_j;
+    if (empties != nullptr) empties[b] = empty;
+  }
+}
+
+__device__ __forceinline__ uint64_t Mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Writes master row j (scaled) to the kernel copy and its bias. One warp.
+__device__ void WriteKernelRow(float* mrow, float scale, size_t d, void* ckern,
+                               Elem elem, size_t ld, size_t krow, float* bias,
+                               bool l2, int lane) {
+  float nn = 0.f;
+  for (size_t i = lane; i < d; i += 32) {
+    const float v = mrow[i] * scale;
+    mrow[i] = v;
+    const float r = RoundElem(v, elem);
+    StoreElem(ckern, elem, krow * ld + i, r);
+    nn += r * r;
+  }
+  nn = WarpSum(nn);
+  if (lane == 0) *bias = l2 ? nn : 0.f;
+}
+
+__global__ void finalize_centroids_kernel(const float* sums, const int* counts,
+                                          const int* donor, int batch, int k,
+                                          size_t d, bool spherical,
+                                          uint64_t seed, int iteration,
+                                          float* master, void* ckern,
+                                          Elem elem, size_t ld, int kpad,
+                                          float* cbias, bool l2,
+                                          const DeviceState* state) {
+  if (state != nullptr && state->stop) return;
+  const size_t j = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (j >= static_cast<size_t>(batch) * k) return;
+  const size_t b = j / k;
+  const size_t jj = j - b * k;
+  const int cnt = counts[j];
+  size_t src = j;
+  bool perturb = false;
+  if (cnt == 0) {  // streamed runs only: resident runs re-seed before this
+    src = b * k + donor[b];
+    perturb = true;
+  }
+  const float inv = 1.f / static_cast<float>(max(counts[src], 1));
+  float* mrow = master + j * d;
+  const float* srow = sums + src * d;
+  constexpr float kEps = 1.f / 1024.f;
+  auto value = [&](size_t i) {
+    float v = srow[i] * inv;
+    if (perturb) {
+      const uint64_t h = Mix(seed ^ Mix((static_cast<uint64_t>(iteration) << 40) ^
+                                        (j << 16) ^ i));
+      v += ((h & 1) ? kEps : -kEps) * (fabsf(v) + 1e-6f);
+    }
+    return v;
+  };
+  float scale = 1.f;
+  bool keep = false;
+  if (spherical) {
+    float ss = 0.f;
+    for (size_t i = lane; i < d; i += 32) {
+      const float v = value(i);
+      ss += v * v;
+    }
+    ss = WarpSum(ss);
+    if (ss > 0.f) scale = 1.f / sqrtf(ss); else keep = true;  // keep the old one
+  }
+  if (!keep) {
+    for (size_t i = lane; i < d; i += 32) mrow[i] = value(i);
+  }
+  __syncwarp();
+  WriteKernelRow(mrow, scale, d, ckern, elem, ld, b * kpad + jj,
+                 cbias + b * kpad + jj, l2, lane);
+}
+
+// Re-seeds each empty cluster of problem blockIdx.x, in increasing order,
+// with the member farthest from its centroid of the cluster that is largest
+// at that moment (ties to the smaller index), as the CPU path does: moves
+// that point's row from the donor's sum to the empty cluster's. Needs the
+// sorted order, the distances and the resident points.
+__global__ void reseed_empty_kernel(int* counts, float* sums, int k,
+                                    size_t n, size_t d,
+                                    const uint32_t* keys_sorted,
+                                    const uint32_t* idx_sorted, size_t items,
+                                    float* dist, const void* x, Elem elem,
+                                    size_t ld, uint32_t* labels, int* empties,
+                                    const DeviceState* state) {
+  if (state != nullptr && state->stop) return;
+  const int b = blockIdx.x;
+  int* cnt = counts + static_cast<size_t>(b) * k;
+  __shared__ int s_a[32], s_b[32];
+  __shared__ float s_f[32];
+  __shared__ int s_empty, s_largest, s_pick;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nwarps = blockDim.x >> 5;
+  int reseeded = 0;
+  for (;;) {
+    // First empty cluster and the largest one (ties: smaller index).
+    int first_empty = INT_MAX, best = -1, best_j = 0;
+    for (int j = threadIdx.x; j < k; j += blockDim.x) {
+      const int c = cnt[j];
+      if (c == 0 && j < first_empty) first_empty = j;
+      if (c > best) { best = c; best_j = j; }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+      first_empty = min(first_empty, __shfl_xor_sync(0xffffffffu, first_empty, off));
+      const int ob = __shfl_xor_sync(0xffffffffu, best, off);
+      const int oj = __shfl_xor_sync(0xffffffffu, best_j, off);
+      if (ob > best || (ob == best && oj < best_j)) { best = ob; best_j = oj; }
+    }
+    if (lane == 0) { s_a[warp] = first_empty; s_b[warp] = best; s_f[warp] = __int_as_float(best_j); }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int fe = INT_MAX, bb = -1, bj = 0;
+      for (int w = 0; w < nwarps; ++w) {
+        fe = min(fe, s_a[w]);
+        const int oj = __float_as_int(s_f[w]);
+        if (s_b[w] > bb || (s_b[w] == bb && oj < bj)) { bb = s_b[w]; bj = oj; }
+      }
+      s_empty = (fe == INT_MAX || bb < 2) ? -1 : fe;
+      s_largest = bj;
+    }
+    __syncthreads();
+    const int empty = s_empty;
+    const int largest = s_largest;
+    if (empty < 0) break;
+    // The largest cluster's segment of the sorted order.
+    const uint32_t key = static_cast<uint32_t>(b) * k + largest;
+    size_t lo = 0, hi = items;
+    while (lo < hi) { const size_t m = (lo + hi) / 2; if (keys_sorted[m] < key) lo = m + 1; else hi = m; }
+    const size_t seg_begin = lo;
+    hi = items;
+    while (lo < hi) { const size_t m = (lo + hi) / 2; if (keys_sorted[m] <= key) lo = m + 1; else hi = m; }
+    const size_t seg_end = lo;
+    float far = -1.f;
+    uint32_t pick = 0xffffffffu;
+    for (size_t t = seg_begin + threadIdx.x; t < seg_end; t += blockDim.x) {
+      const uint32_t p = idx_sorted[t];
+      const float v = dist[p];
+      if (labels[p] == key && (v > far || (v == far && p < pick))) { far = v; pick = p; }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+      const float of = __shfl_xor_sync(0xffffffffu, far, off);
+      const uint32_t op = __shfl_xor_sync(0xffffffffu, pick, off);
+      if (of > far || (of == far && op < pick)) { far = of; pick = op; }
+    }
+    __syncthreads();
+    if (lane == 0) { s_f[warp] = far; s_a[warp] = static_cast<int>(pick); }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float f = -1.f;
+      uint32_t pk = 0xffffffffu;
+      for (int w = 0; w < nwarps; ++w) {
+        const uint32_t op = static_cast<uint32_t>(s_a[w]);
+        if (s_f[w] > f || (s_f[w] == f && op < pk)) { f = s_f[w]; pk = op; }
+      }
+      s_pick = static_cast<int>(pk);
+      if (pk != 0xffffffffu) {
+        labels[pk] = static_cast<uint32_t>(b) * k + empty;  // also marks it moved
+        cnt[largest] -= 1;
+        cnt[empty] = 1;
+        ++reseeded;
+      }
+    }
+    __syncthreads();
+    const int p = s_pick;
+    if (p < 0) break;
+    float* s_from = sums + (static_cast<size_t>(b) * k + largest) * d;
+    float* s_to = sums + (static_cast<size_t>(b) * k + empty) * d;
+    for (size_t i = threadIdx.x; i < d; i += blockDim.x) {
+      const float v = LoadElem(x, elem, static_cast<size_t>(p) * ld + i);
+      s_from[i] -= v;
+      s_to[i] = v;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0 && empties != nullptr) empties[b] = reseeded;
+}
+
+__global__ void load_centroids_kernel(float* master, int batch, int k,
+                                      size_t d, void* ckern, Elem elem,
+                                      size_t ld, int kpad, float* cbias,
+                                      bool l2, bool normalize) {
+  const size_t j = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (j >= static_cast<size_t>(batch) * k) return;
+  const size_t b = j / k;
+  const size_t jj = j - b * k;
+  float scale = 1.f;
+  if (normalize) {
+    float ss = 0.f;
+    for (size_t i = lane; i < d; i += 32) ss += master[j * d + i] * master[j * d + i];
+    ss = WarpSum(ss);
+    if (ss > 0.f) scale = 1.f / sqrtf(ss);
+  }
+  WriteKernelRow(master + j * d, scale, d, ckern, elem, ld, b * kpad + jj,
+                 cbias + b * kpad + jj, l2, lane);
+}
+
+__global__ void check_convergence_kernel(const double* objective, int it,
+                                         int batch, double tol,
+                                         DeviceState* state) {
+  if (state->stop) return;
+  state->iterations = it + 1;
+  if (it == 0 || !(tol > 0.0)) return;
+  bool all = true;
+  for (int b = 0; b < batch; ++b) {
+    const double prev = objective[static_cast<size_t>(it - 1) * batch + b];
+    const double cur = objective[static_cast<size_t>(it) * batch + b];
+    all = all && (fabs(prev - cur) < tol * fabs(prev));
+  }
+  if (all) {
+    state->stop = 1;
+    state->converged = 1;
+  }
+}
+
+__global__ void iota_kernel(uint32_t* out, size_t n) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = static_cast<uint32_t>(i);
+}
+
+}  // namespace
+
+Status LaunchIota(uint32_t* out, size_t n, cudaStream_t stream) {
+  if (n == 0) return Status::OK();
+  iota_kernel<<<static_cast<unsigned>(CeilDiv(n, 256)), 256, 0, stream>>>(out, n);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status SortTempBytes(size_t items, int key_bits, size_t* bytes) {
+  *bytes = 0;
+  QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
+      nullptr, *bytes, static_cast<const uint32_t*>(nullptr),
+      static_cast<uint32_t*>(nullptr), static_cast<const uint32_t*>(nullptr),
+      static_cast<uint32_t*>(nullptr), static_cast<int64_t>(items), 0,
+      key_bits));
+  return Status::OK();
+}
+
+Status SortByCluster(const uint32_t* labels, uint32_t* keys_out,
+                     const uint32_t* idx_in, uint32_t* idx_out, size_t items,
+                     int key_bits, void* temp, size_t temp_bytes,
+                     cudaStream_t stream) {
+  if (items == 0) return Status::OK();
+  QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
+      temp, temp_bytes, labels, keys_out, idx_in, idx_out,
+      static_cast<int64_t>(items), 0, key_bits, stream));
+  return Status::OK();
+}
+
+Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
+                          const uint32_t* keys_sorted,
+                          const uint32_t* idx_sorted, size_t items,
+                          float* sums, int* counts, const DeviceState* state,
+                          cudaStream_t stream) {
+  if (items == 0) return Status::OK();
+  const size_t warps = CeilDiv(items, kItemsPerWarp);
+  const unsigned blocks =
+      static_cast<unsigned>(CeilDiv(warps * 32, kReduceThreads));
+  switch (elem) {
+    case Elem::kF32:
+      reduce_sorted_kernel<Elem::kF32><<<blocks, kReduceThreads, 0, stream>>>(
+          x, ld, d, keys_sorted, idx_sorted, items, sums, counts, state);
+      break;
+    case Elem::kF16:
+      reduce_sorted_kernel<Elem::kF16><<<blocks, kReduceThreads, 0, stream>>>(
+          x, ld, d, keys_sorted, idx_sorted, items, sums, counts, state);
+      break;
+    case Elem::kBf16:
+      reduce_sorted_kernel<Elem::kBf16><<<blocks, kReduceThreads, 0, stream>>>(
+          x, ld, d, keys_sorted, idx_sorted, items, sums, counts, state);
+      break;
+  }
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status LaunchClusterStats(const int* counts, int batch, int k, int* donor,
+                          int* empties, const DeviceState* state,
+                          cudaStream_t stream) {
+  cluster_stats_kernel<<<batch, 256, 0, stream>>>(counts, k, donor, empties,
+                                                  state);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status LaunchFinalizeCentroids(const float* sums, const int* counts,
+                               const int* donor, int batch, int k, size_t d,
+                               bool spherical, uint64_t seed, int iteration,
+                               float* master, void* ckern, Arith arith,
+                               size_t ld, int kpad, float* cbias, bool l2,
+                               const DeviceState* state, cudaStream_t stream) {
+  const size_t threads = static_cast<size_t>(batch) * k * 32;
+  finalize_centroids_kernel<<<static_cast<unsigned>(CeilDiv(threads, 256)), 256,
+                              0, stream>>>(
+      sums, counts, donor, batch, k, d, spherical, seed, iteration, master,
+      ckern, ArithElem(arith), ld, kpad, cbias, l2, state);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status LaunchLoadCentroids(const float* master, int batch, int k, size_t d,
+                           void* ckern, Arith arith, size_t ld, int kpad,
+                           float* cbias, bool l2, bool normalize,
+                           cudaStream_t stream) {
+  const size_t threads = static_cast<size_t>(batch) * k * 32;
+  load_centroids_kernel<<<static_cast<unsigned>(CeilDiv(threads, 256)), 256, 0,
+                          stream>>>(const_cast<float*>(master), batch, k, d,
+                                    ckern, ArithElem(arith), ld, kpad, cbias,
+                                    l2, normalize);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status LaunchReseedEmpty(int* counts, float* sums, int batch, int k, size_t n,
+                         size_t d, const uint32_t* keys_sorted,
+                         const uint32_t* idx_sorted, float* dist,
+                         const void* x, Elem elem, size_t ld, uint32_t* labels,
+                         int* empties, const DeviceState* state,
+                         cudaStream_t stream) {
+  reseed_empty_kernel<<<batch, 1024, 0, stream>>>(
+      counts, sums, k, n, d, keys_sorted, idx_sorted,
+      static_cast<size_t>(batch) * n, dist, x, elem, ld, labels, empties, state);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+Status LaunchCheckConvergence(const double* objective, int it, int batch,
+                              double tol, DeviceState* state,
+                              cudaStream_t stream) {
+  check_convergence_kernel<<<1, 1, 0, stream>>>(objective, it, batch, tol,
+                                                state);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+}  // namespace quiver::kernels::cuda
