@@ -46,7 +46,8 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
                         if (p.phase != phase) {
                           if (bar) bar->Finish();
                           phase = p.phase;
-                          bar = std::make_unique<ProgressBar>(phase, p.total, "");
+                          bar = std::make_unique<ProgressBar>(
+                              phase, p.total, phase == "kmeans" ? "iter" : "vec");
                         }
                         bar->Update(p.done);
                         return true;

@@ -29,7 +29,7 @@ ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
       tty_(isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {
-  Draw(0, false);
+  if (tty_) Draw(0, false);
 }
 
 ProgressBar::~ProgressBar() {
@@ -41,8 +41,9 @@ void ProgressBar::Update(uint64_t done) {
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
   } else {
+    // Finish() prints the last line; the 0% line says nothing in a log.
     const int decile = static_cast<int>(10 * std::min(done, total_) / total_);
-    if (decile == last_decile_) return;
+    if (decile == last_decile_ || decile == 0 || decile == 10) return;
     last_decile_ = decile;
   }
   last_draw_ = now;
