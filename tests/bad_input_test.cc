@@ -180,15 +180,21 @@ TEST(OpenTest, SecondWriterIsBusy) {
   EXPECT_NE(s.ToString().find("LOCK"), std::string::npos) << s.ToString();
 }
 
-// Overwrites the stored record of `id` with `bytes`, behind quiver's back.
-void CorruptRecord(const std::string& path, uint64_t id, const std::string& bytes) {
+// Reads (when `read` is set) or overwrites the stored record of `id` in the
+// vectors column family, behind quiver's back.
+void RawRecord(const std::string& path, uint64_t id, std::string* bytes, bool read) {
   rocksdb::DBOptions dbo;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, {}}, {"meta", {}}, {"vectors", {}}, {"index", {}}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(dbo, path, cfs, &handles, &raw).ok());
-  ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[2], storage::EncodeU64Key(id), bytes).ok());
+  const std::string key = storage::EncodeU64Key(id);
+  if (read) {
+    ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), handles[2], key, bytes).ok());
+  } else {
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[2], key, *bytes).ok());
+  }
   for (auto* h : handles) ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
   delete raw;
 }
@@ -202,7 +208,8 @@ TEST(CorruptionTest, TruncatedRecordIsReportedNotServed) {
     ASSERT_TRUE(db->Put(WriteOptions(), 5, std::vector<float>{1, 2, 3, 4}).ok());
     ASSERT_TRUE(db->Put(WriteOptions(), 6, std::vector<float>{5, 6, 7, 8}).ok());
   }
-  CorruptRecord(dir.path(), 6, std::string("\x10\x00\x00\x00\x0c\x00", 6));
+  std::string truncated("\x10\x00\x00\x00\x0c\x00", 6);
+  RawRecord(dir.path(), 6, &truncated, /*read=*/false);
   std::unique_ptr<DB> db;
   Status s = DB::Open(Opts(4), dir.path(), &db);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
@@ -224,18 +231,8 @@ TEST(CorruptionTest, RecordOfWrongDimensionIsCorruption) {
     ASSERT_TRUE(db->Put(WriteOptions(), 5, std::vector<float>{1, 2, 3}).ok());
   }
   std::string foreign;
-  {
-    rocksdb::DBOptions dbo;
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, {}}, {"meta", {}}, {"vectors", {}}, {"index", {}}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(dbo, other.path(), cfs, &handles, &raw).ok());
-    ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), handles[2], storage::EncodeU64Key(5), &foreign).ok());
-    for (auto* h : handles) ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
-    delete raw;
-  }
-  CorruptRecord(dir.path(), 5, foreign);
+  RawRecord(other.path(), 5, &foreign, /*read=*/true);
+  RawRecord(dir.path(), 5, &foreign, /*read=*/false);
   std::unique_ptr<DB> db;
   EXPECT_TRUE(DB::Open(Opts(2), dir.path(), &db).IsCorruption());
 }

@@ -124,19 +124,7 @@ int RunDemo(const DemoArgs& args) {
   // 2. Train the IVF index on everything.
   t0 = std::chrono::steady_clock::now();
   {
-    std::unique_ptr<ProgressBar> bar;
-    std::string phase;
-    s = db->Reindex(ReindexOptions(), [&](const ReindexProgress& p) {
-      if (p.phase != phase) {
-        if (bar) bar->Finish();
-        phase = p.phase;
-        bar = std::make_unique<ProgressBar>(phase == "kmeans" ? "train" : phase, p.total,
-                                            phase == "kmeans" ? "iter" : "vec");
-      }
-      bar->Update(p.done);
-      return true;
-    });
-    if (bar) bar->Finish();
+    s = ReindexWithProgress(db.get(), ReindexOptions());
     if (!s.ok()) return Fail("demo", s);
   }
   const double train_s = Seconds(t0);

@@ -37,6 +37,10 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
       std::unique_ptr<DB> db;
       Status s = OpenExisting(args->path, false, &db);
       if (!s.ok()) return Fail("reindex", s);
+      s = ReindexWithProgress(db.get(), ReindexOptions{.partitions = args->partitions,
+                                                       .iterations = args->iterations,
+                                                       .device = DeviceNames().at(args->device)});
+      if (!s.ok()) return Fail("reindex", s);
       std::unique_ptr<ProgressBar> bar;
       std::string phase;
       s = db->Reindex(ReindexOptions{.partitions = args->partitions,

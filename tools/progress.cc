@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 namespace quiver::tools {
 namespace {
@@ -77,6 +78,22 @@ void ProgressBar::Draw(uint64_t done, bool final) {
                (unsigned long long)total_, unit_.c_str(), rate, unit_.c_str(), tail.c_str(),
                tty_ && !final ? "\033[K" : "\n");
   std::fflush(stderr);
+}
+
+Status ReindexWithProgress(DB* db, const ReindexOptions& options) {
+  std::unique_ptr<ProgressBar> bar;
+  std::string phase;
+  Status s = db->Reindex(options, [&](const ReindexProgress& p) {
+    if (p.phase != phase) {
+      if (bar) bar->Finish();
+      phase = p.phase;
+      bar = std::make_unique<ProgressBar>(phase, p.total, phase == "kmeans" ? "iter" : "vec");
+    }
+    bar->Update(p.done);
+    return true;
+  });
+  if (bar) bar->Finish();
+  return s;
 }
 
 }  // namespace quiver::tools

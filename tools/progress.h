@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <string>
 
+#include "quiver/db.h"
+
 namespace quiver::tools {
 
 class ProgressBar {
@@ -38,6 +40,10 @@ class ProgressBar {
   int last_decile_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
+
+// Runs db->Reindex(options) with one progress bar per phase (gather,
+// kmeans, assign, persist).
+Status ReindexWithProgress(DB* db, const ReindexOptions& options);
 
 }  // namespace quiver::tools
 
