@@ -16,11 +16,9 @@ namespace quiver {
 namespace {
 
 constexpr char kLibraryVersion[] = "quiver 0.1.0";
+constexpr uint32_t kDefaultPartitionSize = 256;
 
 Status ValidateOptions(const Options& o) {
-  if (o.target_partition_size == 0) {
-    return Status::InvalidArgument("target_partition_size must be >= 1");
-  }
   if (o.kmeans_iterations < 1) {
     return Status::InvalidArgument("kmeans_iterations must be >= 1");
   }
@@ -63,6 +61,7 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
     meta.dim = options.dim;
     meta.metric = options.metric;
     meta.created_by = kLibraryVersion;
+    meta.target_partition_size = options.target_partition_size;
     s = store->WriteMeta(meta);
     if (!s.ok()) return s;
   } else {
@@ -79,6 +78,7 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
       meta.dim = options.dim;
       meta.metric = options.metric;
       meta.created_by = kLibraryVersion;
+      meta.target_partition_size = options.target_partition_size;
       s = store->WriteMeta(meta);
     }
     if (!s.ok()) return Status(s.IsInvalidArgument()
@@ -97,9 +97,27 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
     }
   }
 
-  std::unique_ptr<DBImpl> impl(new DBImpl(options, std::move(store), meta.dim, meta.metric));
+  // The partition size is the DB's own: stored at creation, replaced when
+  // an open names another.
+  Options effective = options;
+  if (options.target_partition_size != 0 && !created && !store->read_only() &&
+      options.target_partition_size != meta.target_partition_size) {
+    meta.target_partition_size = options.target_partition_size;
+    s = store->WriteMeta(meta);
+    if (!s.ok()) return s;
+  }
+  if (effective.target_partition_size == 0) {
+    effective.target_partition_size =
+        meta.target_partition_size != 0 ? meta.target_partition_size : kDefaultPartitionSize;
+  }
+  std::unique_ptr<DBImpl> impl(
+      new DBImpl(effective, std::move(store), meta.dim, meta.metric));
   s = impl->Recover();
   if (!s.ok()) return s;
+  if (options.background_maintenance && !options.read_only) {
+    DBImpl* raw = impl.get();
+    impl->maintainer_ = std::thread([raw] { raw->MaintainerLoop(); });
+  }
   *db = std::move(impl);
   return Status::OK();
 }
@@ -149,12 +167,17 @@ Status DBImpl::Recover() {
   if (!s.ok()) return s;
 
   std::vector<uint32_t> assignments(ids.size());
+  std::vector<float> distances(ids.size());
   if (trained && !ids.empty()) {
     kernels::AssignNearest(metric_, vectors.data(), ids.size(), rec.centroids.data(),
-                           nullptr, rec.num_centroids, dim_, assignments.data(), nullptr);
+                           nullptr, rec.num_centroids, dim_, assignments.data(),
+                           distances.data());
   }
-  index_.Install(trained ? rec.epoch : 0, trained ? std::move(rec.centroids) : std::vector<float>(),
-                 ids, vectors, assignments);
+  index_.Publish(index_.Build(trained ? rec.epoch : 0,
+                              trained ? std::move(rec.centroids) : std::vector<float>(), ids,
+                              vectors, assignments, distances));
+  // Drift is measured from here: the index as reopened is the baseline.
+  epoch_distortion_ = ids.empty() ? 0.0 : index_.distortion_sum() / ids.size();
   return Status::OK();
 }
 
@@ -194,7 +217,8 @@ Status DBImpl::Delete(const WriteOptions& options, uint64_t id) {
   if (!index_.Contains(id)) return Status::NotFound("no vector with id " + std::to_string(id));
   WriteBatch batch;
   batch.Delete(id);
-  return WriteLocked(options, batch);
+  bool train_due = false;
+  return WriteLocked(options, batch, &train_due);
 }
 
 Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
@@ -213,11 +237,24 @@ Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
                                            std::string(s.message()));
     }
   }
-  std::lock_guard lock(write_mu_);
-  return WriteLocked(options, *batch);
+  bool train_due = false;
+  {
+    std::lock_guard lock(write_mu_);
+    Status s = WriteLocked(options, *batch, &train_due);
+    if (!s.ok()) return s;
+  }
+  if (train_due) {
+    // Maintenance is off: train once, here, without blocking other writers.
+    // The write is already durable; a failed training leaves the flat index
+    // and is retried by the next write.
+    (void)Recluster(/*partitions=*/0, options_.kmeans_iterations, options_.device, {},
+                    /*only_if_flat=*/true);
+  }
+  return Status::OK();
 }
 
-Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch) {
+Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch,
+                           bool* train_due) {
   if (batch.Count() == 0) return Status::OK();
   storage::Store::Batch sb(store_.get());
   for (const auto& op : batch.ops()) {
@@ -236,17 +273,19 @@ Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch)
     if (op.type == WriteBatch::OpType::kPut) {
       index_.PrepareVector(op.vector.data(), prepared.data());
       index_.Upsert(op.id, prepared.data());
+      ++written_since_epoch_;
+      if (recording_) op_log_.push_back(LoggedOp{true, op.id, prepared});
     } else {
       index_.Remove(op.id);
+      if (recording_) op_log_.push_back(LoggedOp{false, op.id, {}});
     }
   }
 
-  if (index_.Current()->flat() && index_.size() >= options_.ivf_train_threshold &&
-      index_.size() >= 2) {
-    // First training. The write is already acknowledged-durable; a failed
-    // training leaves the flat index in place and is retried next write.
-    (void)TrainLocked(PartitionsFor(index_.size()), options_.kmeans_iterations,
-                      options_.device, {});
+  if (options_.background_maintenance) {
+    KickMaintainer();
+  } else {
+    *train_due = index_.Current()->flat() && index_.size() >= options_.ivf_train_threshold &&
+                 index_.size() >= 2;
   }
   return Status::OK();
 }
@@ -257,61 +296,148 @@ uint32_t DBImpl::PartitionsFor(size_t n) const {
                               options_.target_partition_size));
 }
 
-Status DBImpl::TrainLocked(uint32_t partitions, int iterations, Device device,
-                           const std::function<bool(const ReindexProgress&)>& progress) {
+Status DBImpl::Hook(std::string_view step) {
+  std::function<Status(std::string_view)> hook;
+  {
+    std::lock_guard lock(write_mu_);
+    hook = epoch_switch_hook_;
+  }
+  return hook ? hook(step) : Status::OK();
+}
+
+Status DBImpl::Recluster(uint32_t partitions, int iterations, Device device,
+                         const std::function<bool(const ReindexProgress&)>& progress,
+                         bool only_if_flat) {
+  std::lock_guard global(global_mu_);
   const auto start = std::chrono::steady_clock::now();
+
+  // 1. Snapshot the live vectors and start logging the writes that follow.
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
-  index_.CollectLive(&ids, &vectors);
+  std::vector<float> warm;  // the serving centroids, to warm-start from
+  uint64_t epoch = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    if (only_if_flat && !index_.Current()->flat()) return Status::OK();
+    index_.CollectLive(&ids, &vectors);
+    epoch = index_.Current()->epoch;
+    warm = index_.Current()->centroids;
+    recording_ = true;
+    op_log_.clear();
+  }
+  // Whatever happens next, stop logging.
+  struct StopRecording {
+    DBImpl* db;
+    ~StopRecording() {
+      std::lock_guard lock(db->write_mu_);
+      db->recording_ = false;
+      db->op_log_.clear();
+      db->op_log_.shrink_to_fit();
+    }
+  } stop_recording{this};
+
   const size_t n = ids.size();
   if (progress && !progress({"gather", n, n})) return Status::Aborted("reindex aborted");
+  Status s = Hook("snapshot");
+  if (!s.ok()) return s;
   if (n == 0) return Status::OK();
-  const size_t k = std::min<size_t>(partitions, n);
+  const size_t k = std::min<size_t>(partitions != 0 ? partitions : PartitionsFor(n), n);
 
+  // 2. k-means, off the lock: writers and searches go on.
   KMeansOptions ko;
   ko.max_iterations = iterations;
   ko.tolerance = 1e-4;
-  ko.seed = 1234 + index_.Current()->epoch;
+  ko.seed = 1234 + epoch;
   // Prepared cosine vectors are unit length: spherical k-means over them.
   ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
   ko.device = device;
-  if (progress) {
-    ko.progress = [&](const KMeansIterationInfo& info) {
-      return progress({"kmeans", static_cast<uint64_t>(info.iteration + 1),
-                       static_cast<uint64_t>(iterations)});
-    };
+  if (warm.size() == k * dim_) {
+    ko.init = KMeansInit::kGiven;  // warm start from the serving centroids
+    ko.initial_centroids = warm.data();
   }
+  ko.progress = [&](const KMeansIterationInfo& info) {
+    if (stopping_.load()) return false;
+    return !progress || progress({"kmeans", static_cast<uint64_t>(info.iteration + 1),
+                                  static_cast<uint64_t>(iterations)});
+  };
   KMeansResult res;
-  Status s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  if (!s.ok()) return s;
+  s = Hook("kmeans");
   if (!s.ok()) return s;
 
-  // Assign to the final centroids (k-means reports the assignment that
-  // preceded its last update).
-  std::vector<uint32_t> assignments(n);
+  // 3. The new index, beside the serving one. Vectors go to their nearest
+  // final centroid (k-means reports the assignment before its last update).
+  std::vector<uint32_t> labels(n);
+  std::vector<float> dists(n);
   kernels::AssignNearest(metric_, vectors.data(), n, res.centroids.data(), nullptr, k, dim_,
-                         assignments.data(), nullptr);
+                         labels.data(), dists.data());
   if (progress && !progress({"assign", n, n})) return Status::Aborted("reindex aborted");
+  std::vector<float> centroids = res.centroids;
+  index::IndexState next =
+      index_.Build(epoch + 1, std::move(res.centroids), ids, vectors, labels, dists);
+  ids.clear();
+  vectors.clear();
+  s = Hook("build");
+  if (!s.ok()) return s;
 
+  // 4. Under the lock: catch up, persist, swap.
+  std::lock_guard lock(write_mu_);
+  if (stopping_.load()) return Status::Aborted("the DB is closing");
+  for (const LoggedOp& op : op_log_) {
+    if (op.put) {
+      index_.UpsertInto(&next, op.id, op.vec.data());
+    } else {
+      index_.RemoveFrom(&next, op.id);
+    }
+  }
+  if (epoch_switch_hook_) {
+    s = epoch_switch_hook_("catchup");
+    if (!s.ok()) return s;
+  }
   storage::IndexRecord rec;
-  rec.epoch = index_.Current()->epoch + 1;
+  rec.epoch = epoch + 1;
   rec.dim = dim_;
   rec.metric = metric_;
   rec.num_centroids = static_cast<uint32_t>(k);
-  rec.centroids = res.centroids;
+  rec.centroids = std::move(centroids);
   rec.trained_on = n;
   storage::Store::Batch sb(store_.get());
   sb.PutIndex(rec);
   sb.DeleteIndexBelow(rec.epoch);
   s = store_->Commit(&sb, /*sync=*/true);
   if (!s.ok()) return s;
+  if (epoch_switch_hook_) {
+    s = epoch_switch_hook_("persist");
+    if (!s.ok()) return s;
+  }
   if (progress) (void)progress({"persist", 1, 1});
+  const size_t live = next.locations.size();
+  epoch_distortion_ = live ? next.distortion_sum / live : 0.0;
+  written_since_epoch_ = 0;
+  index_.Publish(std::move(next));
+  if (epoch_switch_hook_) (void)epoch_switch_hook_("swap");
 
-  index_.Install(rec.epoch, std::move(res.centroids), ids, vectors, assignments);
   trainings_.fetch_add(1);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   training_seconds_.store(training_seconds_.load() + secs);
   return Status::OK();
+}
+
+Status DBImpl::PersistCentroidsLocked(bool sync) {
+  std::shared_ptr<const index::IndexVersion> v = index_.Current();
+  if (v->flat()) return Status::OK();
+  storage::IndexRecord rec;
+  rec.epoch = v->epoch;
+  rec.dim = dim_;
+  rec.metric = metric_;
+  rec.num_centroids = static_cast<uint32_t>(v->partitions.size());
+  rec.centroids = v->centroids;
+  rec.trained_on = index_.size();
+  storage::Store::Batch sb(store_.get());
+  sb.PutIndex(rec);
+  return store_->Commit(&sb, sync);
 }
 
 Status DBImpl::Reindex(const ReindexOptions& options,
@@ -320,12 +446,9 @@ Status DBImpl::Reindex(const ReindexOptions& options,
   if (closed_) return Status::InvalidArgument("the DB is closed");
   if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
   if (options.iterations < 0) return Status::InvalidArgument("iterations must be >= 0");
-  std::lock_guard lock(write_mu_);
-  const uint32_t partitions =
-      options.partitions != 0 ? options.partitions : PartitionsFor(index_.size());
   const int iterations = options.iterations != 0 ? options.iterations : options_.kmeans_iterations;
   const Device device = options.device != Device::kAuto ? options.device : options_.device;
-  return TrainLocked(partitions, iterations, device, progress);
+  return Recluster(options.partitions, iterations, device, progress, /*only_if_flat=*/false);
 }
 
 Status DBImpl::Get(const ReadOptions& options, uint64_t id, std::vector<float>* vec,
@@ -418,6 +541,19 @@ Stats DBImpl::GetStats() {
   st.tombstones = is.tombstones;
   st.trainings = trainings_.load();
   st.training_seconds = training_seconds_.load();
+  {
+    std::lock_guard lock(write_mu_);
+    st.splits = counters_.splits;
+    st.merges = counters_.merges;
+    st.compactions = counters_.compactions;
+    st.reassigned = counters_.reassigned;
+    st.maintenance_seconds = maintenance_seconds_;
+    st.written_since_epoch = written_since_epoch_;
+    const size_t live = index_.size();
+    st.mean_distortion = live ? index_.distortion_sum() / live : 0.0;
+    st.epoch_distortion = epoch_distortion_;
+    st.drift = epoch_distortion_ > 0 ? st.mean_distortion / epoch_distortion_ - 1.0 : 0.0;
+  }
   if (!is.partition_sizes.empty()) {
     st.min_partition_size = *std::min_element(is.partition_sizes.begin(), is.partition_sizes.end());
     st.max_partition_size = *std::max_element(is.partition_sizes.begin(), is.partition_sizes.end());
@@ -429,6 +565,13 @@ Stats DBImpl::GetStats() {
 }
 
 Status DBImpl::Close() {
+  stopping_.store(true);
+  {
+    std::lock_guard lock(maint_mu_);
+    maint_stop_ = true;
+  }
+  maint_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
   std::unique_lock close_lock(close_mu_);
   if (closed_) return Status::OK();
   std::lock_guard lock(write_mu_);

@@ -12,10 +12,15 @@
 #define QUIVER_ENGINE_DB_IMPL_H_
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 #include "index/ivf_index.h"
 #include "quiver/db.h"
@@ -49,7 +54,23 @@ class DBImpl final : public DB {
   Stats GetStats() override;
   Status Close() override;
 
+  // Test hooks. TEST_SetEpochSwitchHook's function is called at each step
+  // of a global re-clustering ("snapshot", "kmeans", "build", "catchup",
+  // "persist", "swap"); a non-OK Status stops the re-clustering there, as a
+  // crash at that point would. TEST_WaitForMaintenance blocks until the
+  // background maintainer has nothing left to do.
+  void TEST_SetEpochSwitchHook(std::function<Status(std::string_view)> hook);
+  void TEST_WaitForMaintenance();
+
  private:
+  // A write made while a global re-clustering runs, replayed into the new
+  // index before it is swapped in.
+  struct LoggedOp {
+    bool put;
+    uint64_t id;
+    std::vector<float> vec;  // prepared; empty for a delete
+  };
+
   DBImpl(const Options& options, std::unique_ptr<storage::Store> store,
          uint32_t dim, Metric metric);
 
@@ -58,12 +79,35 @@ class DBImpl final : public DB {
   Status CheckVector(std::span<const float> vec, const char* what) const;
   Status CheckSearch(const SearchOptions& options, std::span<const float> queries,
                      size_t nq, index::SearchParams* params) const;
-  Status WriteLocked(const WriteOptions& options, const WriteBatch& batch);
-  // Clusters every live vector into `partitions` centroids, persists the
-  // new epoch and installs it. REQUIRES: write_mu_ held.
-  Status TrainLocked(uint32_t partitions, int iterations, Device device,
-                     const std::function<bool(const ReindexProgress&)>& progress);
+  // Commits and applies `batch`; sets *train_due when the flat index has
+  // reached the training threshold and no maintainer will train it.
+  Status WriteLocked(const WriteOptions& options, const WriteBatch& batch, bool* train_due);
+  // Clusters every live vector into `partitions` centroids (0: from
+  // target_partition_size) and swaps the
+  // new index in, without blocking writers: k-means and the new index are
+  // built beside the serving one from a snapshot; the writes made meanwhile
+  // are replayed before the swap; the new epoch is persisted (synced) just
+  // before it. With only_if_flat, does nothing once the index is trained.
+  // REQUIRES: write_mu_ not held.
+  Status Recluster(uint32_t partitions, int iterations, Device device,
+                   const std::function<bool(const ReindexProgress&)>& progress,
+                   bool only_if_flat);
+  Status Hook(std::string_view step);
   uint32_t PartitionsFor(size_t n) const;
+  // Persists the serving centroids under the current epoch (after local
+  // maintenance changed them). REQUIRES: write_mu_ held.
+  Status PersistCentroidsLocked(bool sync);
+
+  // Background maintainer (engine/maintainer.cc).
+  void MaintainerLoop();
+  // One pass: local actions until none applies, then the global triggers.
+  void MaintainOnce();
+  // One local action (split, merge or compaction); false when none applies.
+  // REQUIRES: write_mu_ held.
+  bool LocalStepLocked();
+  // Whether a global re-clustering is due. REQUIRES: write_mu_ held.
+  bool GlobalDueLocked() const;
+  void KickMaintainer();
 
   const Options options_;
   const uint32_t dim_;
@@ -78,8 +122,30 @@ class DBImpl final : public DB {
   std::unique_ptr<storage::Store> store_;
   index::IvfIndex index_;
 
+  // Serialises global re-clusterings (Reindex and the maintainer).
+  std::mutex global_mu_;
+
+  // Guarded by write_mu_.
+  bool recording_ = false;         // a Recluster is between snapshot and swap
+  std::vector<LoggedOp> op_log_;   // writes to replay at its swap
+  uint64_t written_since_epoch_ = 0;
+  double epoch_distortion_ = 0.0;  // mean distance to centroid at the epoch
+  index::MaintenanceCounters counters_;
+  double maintenance_seconds_ = 0.0;
+  std::function<Status(std::string_view)> epoch_switch_hook_;
+
   std::atomic<uint64_t> trainings_{0};
   std::atomic<double> training_seconds_{0.0};
+
+  // Maintainer thread state.
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool maint_stop_ = false;   // guarded by maint_mu_
+  bool maint_kick_ = false;   // guarded by maint_mu_
+  bool maint_busy_ = false;   // guarded by maint_mu_
+  std::condition_variable maint_idle_cv_;
+  std::atomic<bool> stopping_{false};
+  std::thread maintainer_;
 };
 
 }  // namespace quiver

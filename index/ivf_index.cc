@@ -1,29 +1,19 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// IvfIndex: state, writes, building and publishing versions, statistics.
 
 #include "index/ivf_index.h"
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include "kernels/cpu/assign.h"
 #include "kernels/cpu/distance.h"
-#include "kernels/cpu/topk.h"
 
 namespace quiver::index {
 namespace {
-
-// Distances are computed for this many slots at a time, so the scratch
-// buffer stays in L1/L2 whatever the partition size.
-constexpr size_t kScanChunk = 1024;
-
-// A batch scans partition-major once its queries probe each partition this
-// many times on average: then reading a partition once for all of them,
-// with a register-blocked distance kernel, beats one scan per query.
-constexpr size_t kBatchedScanMinQueriesPerPartition = 4;
 
 // Initial capacity of a partition: its size now plus room to grow.
 size_t InitialCapacity(size_t size) { return size + size / 4 + 16; }
@@ -31,9 +21,7 @@ size_t InitialCapacity(size_t size) { return size + size / 4 + 16; }
 }  // namespace
 
 IvfIndex::IvfIndex(uint32_t dim, Metric metric) : dim_(dim), metric_(metric) {
-  auto v = std::make_shared<IndexVersion>();
-  v->partitions.push_back(std::make_unique<Partition>(dim_, 1024));
-  current_.store(std::move(v), std::memory_order_release);
+  Publish(Build(0, {}, {}, {}, {}, {}));
 }
 
 void IvfIndex::PrepareVector(const float* vec, float* out) const {
@@ -41,41 +29,42 @@ void IvfIndex::PrepareVector(const float* vec, float* out) const {
   if (metric_ == Metric::kCosine) kernels::Normalize(out, dim_);
 }
 
-uint32_t IvfIndex::NearestPartition(const IndexVersion& v, const float* vec) const {
+uint32_t IvfIndex::NearestPartition(const IndexVersion& v, const float* vec,
+                                    float* dist) const {
+  *dist = 0.0f;
   if (v.flat()) return 0;
   uint32_t label = 0;
-  kernels::AssignNearest(metric_, vec, 1, v.centroids.data(), nullptr,
-                         v.partitions.size(), dim_, &label, nullptr);
+  kernels::AssignNearest(metric_, vec, 1, v.centroids.data(), nullptr, v.partitions.size(),
+                         dim_, &label, dist);
   return label;
 }
 
-void IvfIndex::Upsert(uint64_t id, const float* vec) {
-  std::shared_ptr<const IndexVersion> v = Current();
+void IvfIndex::UpsertInto(IndexState* state, uint64_t id, const float* vec) const {
   // Tombstone the old copy first: a concurrent search may briefly miss this
   // id (the write is not acknowledged yet) but never sees it twice.
-  Remove(id);
-  const uint32_t p = NearestPartition(*v, vec);
-  const uint32_t slot = v->partitions[p]->Append(id, vec);
-  locations_[id] = Location{p, slot};
+  RemoveFrom(state, id);
+  float dist = 0.0f;
+  const uint32_t p = NearestPartition(*state->version, vec, &dist);
+  const uint32_t slot = state->version->partitions[p]->Append(id, vec);
+  state->locations[id] = Location{p, slot, dist};
+  state->distortion_sum += dist;
 }
 
-bool IvfIndex::Remove(uint64_t id) {
-  auto it = locations_.find(id);
-  if (it == locations_.end()) return false;
-  std::shared_ptr<const IndexVersion> v = Current();
-  v->partitions[it->second.partition]->MarkDeleted(it->second.slot);
-  locations_.erase(it);
+bool IvfIndex::RemoveFrom(IndexState* state, uint64_t id) const {
+  auto it = state->locations.find(id);
+  if (it == state->locations.end()) return false;
+  state->version->partitions[it->second.partition]->MarkDeleted(it->second.slot);
+  state->distortion_sum -= it->second.distance;
+  state->locations.erase(it);
   return true;
 }
 
-void IvfIndex::CollectLive(std::vector<uint64_t>* ids,
-                           std::vector<float>* vectors) const {
-  std::shared_ptr<const IndexVersion> v = Current();
+void IvfIndex::CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vectors) const {
   ids->clear();
   vectors->clear();
-  ids->reserve(locations_.size());
-  vectors->reserve(locations_.size() * dim_);
-  for (const auto& p : v->partitions) {
+  ids->reserve(state_.locations.size());
+  vectors->reserve(state_.locations.size() * dim_);
+  for (const auto& p : state_.version->partitions) {
     Partition::View view = p->Read();
     for (size_t s = 0; s < view.size; ++s) {
       if (view.deleted(s)) continue;
@@ -85,189 +74,65 @@ void IvfIndex::CollectLive(std::vector<uint64_t>* ids,
   }
 }
 
-void IvfIndex::Install(uint64_t epoch, std::vector<float> centroids,
-                       const std::vector<uint64_t>& ids,
-                       const std::vector<float>& vectors,
-                       const std::vector<uint32_t>& assignments) {
+IndexState IvfIndex::Build(uint64_t epoch, std::vector<float> centroids,
+                           const std::vector<uint64_t>& ids,
+                           const std::vector<float>& vectors,
+                           const std::vector<uint32_t>& assignments,
+                           const std::vector<float>& distances) const {
+  IndexState state;
   auto v = std::make_shared<IndexVersion>();
   v->epoch = epoch;
   v->centroids = std::move(centroids);
-  const size_t nparts = v->flat() ? 1 : v->centroids.size() / dim_;
+  const bool flat = v->flat();
+  const size_t nparts = flat ? 1 : v->centroids.size() / dim_;
   const size_t n = ids.size();
+  auto part_of = [&](size_t i) -> size_t { return flat ? 0 : assignments[i]; };
 
   // Counting sort of the points by partition: each partition's block is
   // then filled in one contiguous pass.
   std::vector<size_t> offsets(nparts + 1, 0);
-  for (size_t i = 0; i < n; ++i) ++offsets[(v->flat() ? 0 : assignments[i]) + 1];
+  for (size_t i = 0; i < n; ++i) ++offsets[part_of(i) + 1];
   for (size_t p = 0; p < nparts; ++p) offsets[p + 1] += offsets[p];
   std::vector<size_t> order(n);
   {
     std::vector<size_t> cursor(offsets.begin(), offsets.end() - 1);
-    for (size_t i = 0; i < n; ++i) order[cursor[v->flat() ? 0 : assignments[i]]++] = i;
+    for (size_t i = 0; i < n; ++i) order[cursor[part_of(i)]++] = i;
   }
 
   v->partitions.resize(nparts);
-  std::vector<std::vector<Location>> locs(nparts);
   tbb::parallel_for(size_t{0}, nparts, [&](size_t p) {
     const size_t begin = offsets[p], end = offsets[p + 1];
-    auto part = std::make_unique<Partition>(dim_, InitialCapacity(end - begin));
-    for (size_t j = begin; j < end; ++j) {
-      const size_t i = order[j];
-      part->Append(ids[i], &vectors[i * dim_]);
-    }
+    auto part = std::make_shared<Partition>(dim_, InitialCapacity(end - begin));
+    for (size_t j = begin; j < end; ++j) part->Append(ids[order[j]], &vectors[order[j] * dim_]);
     v->partitions[p] = std::move(part);
   });
 
-  locations_.clear();
-  locations_.reserve(n);
+  state.locations.reserve(n);
   for (size_t p = 0; p < nparts; ++p) {
     for (size_t j = offsets[p]; j < offsets[p + 1]; ++j) {
-      locations_[ids[order[j]]] =
-          Location{static_cast<uint32_t>(p), static_cast<uint32_t>(j - offsets[p])};
+      const size_t i = order[j];
+      const float dist = flat ? 0.0f : distances[i];
+      state.locations[ids[i]] =
+          Location{static_cast<uint32_t>(p), static_cast<uint32_t>(j - offsets[p]), dist};
+      state.distortion_sum += dist;
     }
   }
-  current_.store(std::move(v), std::memory_order_release);
+  state.version = std::move(v);
+  return state;
 }
 
-void IvfIndex::SearchIn(const IndexVersion& v, const float* q,
-                        const uint32_t* probes, size_t nprobe,
-                        const SearchParams& params,
-                        std::vector<Neighbor>* out) const {
-  kernels::TopKHeap<uint64_t> heap(params.k);
-  float dists[kScanChunk];
-  for (size_t i = 0; i < nprobe; ++i) {
-    Partition::View view = v.partitions[probes[i]]->Read();
-    for (size_t begin = 0; begin < view.size; begin += kScanChunk) {
-      const size_t m = std::min(kScanChunk, view.size - begin);
-      kernels::DistancesToBlock(metric_, q, view.vector(begin), m, dim_, dists);
-      const float threshold = heap.Threshold();
-      for (size_t j = 0; j < m; ++j) {
-        if (dists[j] > threshold) continue;
-        if (view.deleted(begin + j)) continue;
-        heap.Push(dists[j], view.block->ids[begin + j]);
-      }
-    }
-  }
-  std::vector<kernels::TopKHeap<uint64_t>::Entry> best;
-  heap.ExtractSorted(&best);
-  out->clear();
-  out->reserve(best.size());
-  for (const auto& e : best) out->push_back(Neighbor{e.id, e.distance});
+void IvfIndex::Publish(IndexState state) {
+  state_ = std::move(state);
+  current_.store(state_.version, std::memory_order_release);
 }
 
-void IvfIndex::Search(const float* q, const SearchParams& params,
-                      std::vector<Neighbor>* out) const {
-  std::vector<std::vector<Neighbor>> results;
-  SearchBatch(q, 1, params, &results);
-  *out = std::move(results[0]);
+std::shared_ptr<IndexVersion> IvfIndex::CopyVersion() const {
+  return std::make_shared<IndexVersion>(*state_.version);
 }
 
-void IvfIndex::SearchBatch(const float* queries, size_t nq,
-                           const SearchParams& params,
-                           std::vector<std::vector<Neighbor>>* out) const {
-  std::shared_ptr<const IndexVersion> v = Current();
-  out->assign(nq, {});
-  const size_t nparts = v->partitions.size();
-  const bool scan_all = v->flat() || params.exact || params.nprobe >= nparts;
-  const size_t nprobe = scan_all ? nparts : std::max<size_t>(1, params.nprobe);
-
-  std::vector<uint32_t> probes(nq * nprobe);
-  if (scan_all) {
-    for (size_t i = 0; i < nq; ++i) {
-      for (size_t p = 0; p < nprobe; ++p) probes[i * nprobe + p] = static_cast<uint32_t>(p);
-    }
-  } else {
-    // Coarse quantisation of the whole batch at once.
-    kernels::NearestCentroids(metric_, queries, nq, v->centroids.data(), nparts,
-                              dim_, nprobe, probes.data(), nullptr);
-  }
-  // Many queries per partition: scan partition-major, so each partition is
-  // read once for all the queries probing it, at GEMM speed.
-  if (nq * nprobe >= kBatchedScanMinQueriesPerPartition * nparts) {
-    SearchPartitionMajor(*v, queries, nq, probes.data(), nprobe, params, out);
-    return;
-  }
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, nq, 1),
-                    [&](const tbb::blocked_range<size_t>& r) {
-                      for (size_t i = r.begin(); i != r.end(); ++i) {
-                        SearchIn(*v, queries + i * dim_, &probes[i * nprobe],
-                                 nprobe, params, &(*out)[i]);
-                      }
-                    });
-}
-
-void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
-                                    size_t nq, const uint32_t* probes, size_t nprobe,
-                                    const SearchParams& params,
-                                    std::vector<std::vector<Neighbor>>* out) const {
-  const size_t nparts = v.partitions.size();
-  const size_t k = params.k;
-  // Invert the probe lists: for partition p, the (query, probe slot) pairs
-  // that scan it, in query order.
-  std::vector<size_t> offsets(nparts + 1, 0);
-  for (size_t i = 0; i < nq * nprobe; ++i) ++offsets[probes[i] + 1];
-  for (size_t p = 0; p < nparts; ++p) offsets[p + 1] += offsets[p];
-  std::vector<uint32_t> slot_of(nq * nprobe);  // query * nprobe + slot
-  {
-    std::vector<size_t> cursor(offsets.begin(), offsets.end() - 1);
-    for (size_t i = 0; i < nq * nprobe; ++i) slot_of[cursor[probes[i]]++] = static_cast<uint32_t>(i);
-  }
-
-  // Candidates: k per (query, probe slot); a slot a partition leaves short
-  // is padded with +inf distances.
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  std::vector<Neighbor> candidates(nq * nprobe * k, Neighbor{0, kInf});
-
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, nparts, 1),
-                    [&](const tbb::blocked_range<size_t>& r) {
-    std::vector<float> gathered, dists;
-    std::vector<uint32_t> labels;
-    for (size_t p = r.begin(); p != r.end(); ++p) {
-      const size_t m = offsets[p + 1] - offsets[p];
-      if (m == 0) continue;
-      Partition::View view = v.partitions[p]->Read();
-      if (view.size == 0) continue;
-      size_t deleted = 0;
-      for (size_t j = 0; j < view.size; ++j) deleted += view.deleted(j) ? 1 : 0;
-      if (deleted == view.size) continue;
-      // Ask for enough neighbours that k survive the tombstones.
-      const size_t want = std::min(view.size, k + deleted);
-      gathered.resize(m * dim_);
-      for (size_t t = 0; t < m; ++t) {
-        const size_t q = slot_of[offsets[p] + t] / nprobe;
-        std::memcpy(&gathered[t * dim_], queries + q * dim_, sizeof(float) * dim_);
-      }
-      labels.resize(m * want);
-      dists.resize(m * want);
-      kernels::NearestCentroids(metric_, gathered.data(), m, view.vector(0), view.size,
-                                dim_, want, labels.data(), dists.data());
-      for (size_t t = 0; t < m; ++t) {
-        Neighbor* dst = &candidates[size_t{slot_of[offsets[p] + t]} * k];
-        size_t kept = 0;
-        for (size_t j = 0; j < want && kept < k; ++j) {
-          const uint32_t row = labels[t * want + j];
-          if (row >= view.size || view.deleted(row)) continue;
-          dst[kept++] = Neighbor{view.block->ids[row], dists[t * want + j]};
-        }
-      }
-    }
-  });
-
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, nq, 16),
-                    [&](const tbb::blocked_range<size_t>& r) {
-    for (size_t q = r.begin(); q != r.end(); ++q) {
-      kernels::TopKHeap<uint64_t> heap(k);
-      const Neighbor* c = &candidates[q * nprobe * k];
-      for (size_t j = 0; j < nprobe * k; ++j) {
-        if (c[j].distance != kInf) heap.Push(c[j].distance, c[j].id);
-      }
-      std::vector<kernels::TopKHeap<uint64_t>::Entry> best;
-      heap.ExtractSorted(&best);
-      auto& dst = (*out)[q];
-      dst.clear();
-      for (const auto& e : best) dst.push_back(Neighbor{e.id, e.distance});
-    }
-  });
+void IvfIndex::PublishVersion(std::shared_ptr<IndexVersion> v) {
+  state_.version = std::move(v);
+  current_.store(state_.version, std::memory_order_release);
 }
 
 IndexStats IvfIndex::Stats() const {

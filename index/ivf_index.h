@@ -1,13 +1,20 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
 // IvfIndex: the in-memory inverted-file index. An IndexVersion holds the
-// centroids and the partitions of one epoch; an untrained index (epoch 0)
-// is a single flat partition searched exhaustively.
+// centroids and the partitions of the index as searches see it; an
+// untrained index (epoch 0) is a single flat partition searched
+// exhaustively.
 //
 // Searches read the current version through an atomic shared_ptr (RCU):
-// they never take a lock and never wait for writers or for a rebuild; the
-// memory of a replaced version is freed when its last reader leaves.
-// Writers (Upsert, Remove, Install) must be serialised by the owner.
+// they never take a lock and never wait for writers or for maintenance;
+// the memory of a replaced version is freed when its last reader leaves.
+// Versions share the partitions they have in common, so a local change
+// (split, merge, compaction) copies only the partition list.
+//
+// Everything below "writer side" must be serialised by the owner (the
+// engine's write mutex). Build() is the exception: it reads only its
+// arguments, so a global re-clustering builds the next version off to the
+// side, without the lock, and Publish()es it under the lock.
 //
 // Vectors given to the index are already prepared for the metric: for
 // kCosine they are normalised (see PrepareVector).
@@ -28,12 +35,12 @@
 
 namespace quiver::index {
 
-// One epoch of the index. Centroids and the partition list never change
-// after publication; partitions take appends and tombstones (see Partition).
+// The index as searches see it. Centroids and the partition list never
+// change after publication; partitions take appends and tombstones.
 struct IndexVersion {
   uint64_t epoch = 0;
   std::vector<float> centroids;  // num_partitions x dim; empty when flat
-  std::vector<std::unique_ptr<Partition>> partitions;
+  std::vector<std::shared_ptr<Partition>> partitions;
 
   bool flat() const { return centroids.empty(); }
 };
@@ -51,6 +58,26 @@ struct IndexStats {
   std::vector<uint64_t> partition_sizes;  // live per partition
 };
 
+// Counters of the local maintenance actions.
+struct MaintenanceCounters {
+  uint64_t splits = 0;
+  uint64_t merges = 0;
+  uint64_t compactions = 0;
+  uint64_t reassigned = 0;
+};
+
+// A complete index built beside the serving one (see Build / Publish).
+struct IndexState {
+  struct Location {
+    uint32_t partition;
+    uint32_t slot;
+    float distance;  // to its centroid (0 while flat)
+  };
+  std::shared_ptr<IndexVersion> version;
+  std::unordered_map<uint64_t, Location> locations;  // live ids only
+  double distortion_sum = 0.0;                        // sum of Location::distance
+};
+
 class IvfIndex {
  public:
   IvfIndex(uint32_t dim, Metric metric);
@@ -62,25 +89,51 @@ class IvfIndex {
   // normalised for kCosine, unchanged otherwise.
   void PrepareVector(const float* vec, float* out) const;
 
+  // Builds a complete index: `centroids` (k x dim, empty for flat) with
+  // vector i of (ids, vectors) in partition assignments[i] at distance
+  // distances[i] (both ignored when flat). Thread-safe: reads only its
+  // arguments and dim/metric.
+  IndexState Build(uint64_t epoch, std::vector<float> centroids,
+                   const std::vector<uint64_t>& ids, const std::vector<float>& vectors,
+                   const std::vector<uint32_t>& assignments,
+                   const std::vector<float>& distances) const;
+
+  // Applies a put or a delete to `state`, which may be the serving one or
+  // one built beside it (the catch-up of a global re-clustering).
+  void UpsertInto(IndexState* state, uint64_t id, const float* vec) const;
+  bool RemoveFrom(IndexState* state, uint64_t id) const;
+
   // --- Writer side: REQUIRES calls serialised by the owner. ---
 
-  // Inserts or replaces `id` (vec already prepared). Goes to the partition
-  // of the nearest centroid.
-  void Upsert(uint64_t id, const float* vec);
-  // Removes `id`; false when absent.
-  bool Remove(uint64_t id);
-  bool Contains(uint64_t id) const { return locations_.count(id) != 0; }
-  size_t size() const { return locations_.size(); }
+  void Upsert(uint64_t id, const float* vec) { UpsertInto(&state_, id, vec); }
+  bool Remove(uint64_t id) { return RemoveFrom(&state_, id); }
+  bool Contains(uint64_t id) const { return state_.locations.count(id) != 0; }
+  size_t size() const { return state_.locations.size(); }
+  double distortion_sum() const { return state_.distortion_sum; }
 
   // Copies every live vector (prepared form) and its id, in partition order.
   void CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vectors) const;
 
-  // Publishes a new version: `centroids` (k x dim, empty for flat) with
-  // every vector of (ids, vectors) in the partition `assignments` names
-  // (ignored when flat). Readers switch atomically.
-  void Install(uint64_t epoch, std::vector<float> centroids,
-               const std::vector<uint64_t>& ids, const std::vector<float>& vectors,
-               const std::vector<uint32_t>& assignments);
+  // Live vectors and tombstones per partition of the serving version.
+  struct PartitionLoad {
+    size_t live;
+    size_t tombstones;
+  };
+  std::vector<PartitionLoad> Loads() const;
+
+  // Replaces the serving index with `state`; readers switch atomically.
+  void Publish(IndexState state);
+
+  // Local maintenance, each one partition's worth of work. They return
+  // false when there was nothing to do.
+  // Splits partition p with 2-means, then reassigns the vectors of it and
+  // of its `neighbors` nearest partitions that are now nearer another
+  // centroid.
+  bool Split(uint32_t p, size_t neighbors, MaintenanceCounters* counters);
+  // Removes partition p; its vectors go to their nearest remaining centroid.
+  bool Merge(uint32_t p, MaintenanceCounters* counters);
+  // Rewrites partition p without its tombstones.
+  bool Compact(uint32_t p, MaintenanceCounters* counters);
 
   // --- Reader side: any thread, lock-free. ---
 
@@ -99,10 +152,7 @@ class IvfIndex {
   IndexStats Stats() const;
 
  private:
-  struct Location {
-    uint32_t partition;
-    uint32_t slot;
-  };
+  using Location = IndexState::Location;
 
   void SearchIn(const IndexVersion& v, const float* q, const uint32_t* probes,
                 size_t nprobe, const SearchParams& params,
@@ -112,13 +162,21 @@ class IvfIndex {
                             const uint32_t* probes, size_t nprobe,
                             const SearchParams& params,
                             std::vector<std::vector<Neighbor>>* out) const;
-  uint32_t NearestPartition(const IndexVersion& v, const float* vec) const;
+  // Nearest partition of vec and its distance (0 when flat).
+  uint32_t NearestPartition(const IndexVersion& v, const float* vec, float* dist) const;
+  // Moves `id` (live, at `loc`) to partition `to` of the serving version.
+  void MoveTo(uint64_t id, const float* vec, uint32_t to, float dist);
+  // A copy of the serving version's structure (sharing its partitions),
+  // to modify and publish.
+  std::shared_ptr<IndexVersion> CopyVersion() const;
+  void PublishVersion(std::shared_ptr<IndexVersion> v);
+  // Reassigns the live vectors of `parts` to their nearest centroid.
+  uint64_t Reassign(const std::vector<uint32_t>& parts);
 
   const uint32_t dim_;
   const Metric metric_;
   std::atomic<std::shared_ptr<const IndexVersion>> current_;
-  // Writer-only: where each live id sits in the current version.
-  std::unordered_map<uint64_t, Location> locations_;
+  IndexState state_;  // writer-only; state_.version is what current_ serves
 };
 
 }  // namespace quiver::index

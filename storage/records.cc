@@ -54,7 +54,8 @@ std::string EncodeDbMeta(const DbMeta& meta) {
   auto magic = fbb.CreateString(kMagic.data(), kMagic.size());
   auto created = fbb.CreateString(meta.created_by);
   fbb.Finish(fb::CreateDbMeta(fbb, magic, meta.format_version, meta.dim,
-                              static_cast<uint8_t>(meta.metric), created));
+                              static_cast<uint8_t>(meta.metric), created,
+                              meta.target_partition_size));
   return Finish(fbb);
 }
 
@@ -76,6 +77,7 @@ Status DecodeDbMeta(std::string_view bytes, DbMeta* meta) {
   meta->metric = static_cast<Metric>(m->metric());
   meta->format_version = m->format_version();
   meta->created_by = m->created_by() ? m->created_by()->str() : "";
+  meta->target_partition_size = m->target_partition_size();
   return Status::OK();
 }
 

@@ -29,6 +29,7 @@ struct DbMeta {
   Metric metric = Metric::kL2;
   uint16_t format_version = kFormatVersion;
   std::string created_by;
+  uint32_t target_partition_size = 0;  // 0: not recorded
 };
 
 // A decoded vector record; points into the decoded bytes. The floats are

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/db_impl.h"
 #include "quiver/db.h"
 #include "test_util.h"
 
@@ -67,12 +68,21 @@ TEST(ConcurrencyTest, ReadersAndWritersShareOneDb) {
       }
     });
   }
+  // Global re-clusterings run beside the writers and readers.
+  std::thread reindexer([&] {
+    for (int i = 0; i < 3; ++i) {
+      Status s = db->Reindex(ReindexOptions{.iterations = 3});
+      if (!s.ok()) ++errors;
+    }
+  });
   for (int w = 0; w < kWriters; ++w) threads[w].join();
+  reindexer.join();
   stop = true;
   for (size_t t = kWriters; t < threads.size(); ++t) threads[t].join();
 
   EXPECT_EQ(errors.load(), 0);
   EXPECT_GT(searches.load(), 0u);
+  static_cast<DBImpl*>(db.get())->TEST_WaitForMaintenance();
   Stats st = db->GetStats();
   EXPECT_GE(st.epoch, 1u);
   // Final state: exactly the puts that were not deleted afterwards.

@@ -31,6 +31,7 @@ Options SmallOptions(uint32_t dim, Metric metric = Metric::kL2) {
   o.target_partition_size = 32;
   o.ivf_train_threshold = 256;
   o.kmeans_iterations = 8;
+  o.background_maintenance = false;  // deterministic: trains once, inline
   return o;
 }
 
@@ -228,6 +229,24 @@ TEST(DBTest, ReopenRestoresVectorsPayloadsAndCentroids) {
     ASSERT_EQ(after[q].size(), before[q].size());
     for (size_t j = 0; j < after[q].size(); ++j) EXPECT_EQ(after[q][j].id, before[q][j].id);
   }
+}
+
+TEST(DBTest, PartitionSizeIsStoredWithTheDb) {
+  test::TempDir dir;
+  auto base = RandomVectors(640, 8, 9);
+  {
+    Options o = SmallOptions(8);
+    o.target_partition_size = 64;
+    auto db = OpenOrDie(o, dir.path());
+    WriteBatch batch;
+    for (size_t i = 0; i < 640; ++i) batch.Put(i, std::span<const float>(&base[i * 8], 8));
+    ASSERT_TRUE(db->Write(WriteOptions(), &batch).ok());
+  }
+  Options o = SmallOptions(8);
+  o.target_partition_size = 0;  // take the stored 64
+  auto db = OpenOrDie(o, dir.path());
+  ASSERT_TRUE(db->Reindex(ReindexOptions{.iterations = 2}).ok());
+  EXPECT_EQ(db->GetStats().num_partitions, 10u);  // 640 / 64
 }
 
 TEST(DBTest, ReadOnlyInstanceReadsButRejectsWrites) {

@@ -63,12 +63,14 @@ TEST(RecordsTest, DbMetaRoundTripAndForeignMagic) {
   m.dim = 784;
   m.metric = Metric::kCosine;
   m.created_by = "test";
+  m.target_partition_size = 64;
   DbMeta out;
   ASSERT_TRUE(DecodeDbMeta(EncodeDbMeta(m), &out).ok());
   EXPECT_EQ(out.dim, 784u);
   EXPECT_EQ(out.metric, Metric::kCosine);
   EXPECT_EQ(out.format_version, kFormatVersion);
   EXPECT_EQ(out.created_by, "test");
+  EXPECT_EQ(out.target_partition_size, 64u);
   EXPECT_TRUE(DecodeDbMeta("definitely not flatbuffers", &out).IsCorruption());
 }
 
@@ -98,7 +100,7 @@ TEST(OptionsTest, DocumentedDefaults) {
   EXPECT_FALSE(o.error_if_exists);
   EXPECT_FALSE(o.read_only);
   EXPECT_EQ(o.device, Device::kAuto);
-  EXPECT_EQ(o.target_partition_size, 256u);
+  EXPECT_EQ(o.target_partition_size, 0u);  // the stored value, 256 for a new DB
   EXPECT_EQ(o.ivf_train_threshold, 8192u);
   EXPECT_EQ(o.default_nprobe, 16u);
   EXPECT_FALSE(WriteOptions().sync);

@@ -27,6 +27,7 @@ TEST(SearchRecallTest, Sift5kRecallAt10) {
   o.device = Device::kCpu;
   o.target_partition_size = 64;
   o.ivf_train_threshold = 4500;
+  o.background_maintenance = false;
   std::unique_ptr<DB> db;
   ASSERT_TRUE(DB::Open(o, dir.path(), &db).ok());
   WriteBatch batch;

@@ -49,8 +49,19 @@ struct Stats {
   double mean_partition_size = 0.0;
   double imbalance = 0.0;        // largest partition / mean
   uint64_t tombstones = 0;       // deleted or overwritten slots not yet reclaimed
-  uint64_t trainings = 0;        // k-means trainings since Open
+  uint64_t trainings = 0;        // global k-means trainings since Open
   double training_seconds = 0.0; // time spent in them
+  uint64_t splits = 0;           // partitions split since Open
+  uint64_t merges = 0;           // partitions merged away since Open
+  uint64_t compactions = 0;      // partitions rewritten to drop tombstones
+  uint64_t reassigned = 0;       // vectors moved to a nearer centroid by maintenance
+  double maintenance_seconds = 0.0;  // time in local maintenance (splits, merges, ...)
+  // Mean squared distance of live vectors to their centroid (L2; for IP and
+  // cosine 1 - similarity), now and when the current epoch was trained.
+  double mean_distortion = 0.0;
+  double epoch_distortion = 0.0;
+  double drift = 0.0;            // mean_distortion / epoch_distortion - 1
+  uint64_t written_since_epoch = 0;
   std::vector<uint64_t> partition_sizes;  // live vectors per partition
 };
 

@@ -47,8 +47,10 @@ struct Options {
   // exist, k-means trains about live / `target_partition_size` centroids
   // and every vector moves to the partition of its nearest centroid.
   // Smaller partitions: faster scans per probe, more probes needed for the
-  // same recall. Defaults 256 and 8192.
-  uint32_t target_partition_size = 256;
+  // same recall. target_partition_size is stored with the DB: 0 (the
+  // default) takes the stored value, or 256 when creating; another value
+  // replaces the stored one. ivf_train_threshold defaults to 8192.
+  uint32_t target_partition_size = 0;
   uint32_t ivf_train_threshold = 8192;
 
   // Lloyd iterations of an automatic training or a Reindex(). Default 20.
@@ -56,6 +58,35 @@ struct Options {
 
   // Partitions probed when SearchOptions::nprobe is 0. Default 16.
   uint32_t default_nprobe = 16;
+
+  // Continuous re-clustering. When true, a background maintainer keeps the
+  // partitions fresh while writes arrive: it splits partitions that grow
+  // past max_partition_size (2-means), merges those that shrink below
+  // min_partition_size into their nearest neighbours, reclaims tombstones,
+  // and re-clusters globally (warm-started k-means over every live vector,
+  // built beside the serving index and swapped in) when a trigger below
+  // fires. When false the index is trained once and only appended to, as
+  // FAISS does. Default true.
+  bool background_maintenance = true;
+
+  // Split a partition holding more live vectors than this. 0 means
+  // 3 x target_partition_size (the default).
+  uint32_t max_partition_size = 0;
+
+  // Merge a partition holding fewer live vectors than this. 0 means
+  // target_partition_size / 4 (the default).
+  uint32_t min_partition_size = 0;
+
+  // Global re-clustering triggers, checked after maintenance steps:
+  //  drift: the mean squared distance of vectors to their centroid has
+  //   grown by this fraction over its value at the last epoch (0.25 = 25%);
+  //  imbalance: largest partition / mean partition size exceeds this;
+  //  written: the vectors written since the last epoch exceed this fraction
+  //   of the live vectors.
+  // Defaults 0.25, 4.0, 0.5. A value <= 0 disables that trigger.
+  double recluster_drift = 0.25;
+  double recluster_imbalance = 4.0;
+  double recluster_written_fraction = 0.5;
 };
 
 // Options of Put(), Delete() and Write().
