@@ -50,7 +50,8 @@ class AlignedBuffer {
 
   static T* Allocate(size_t n) {
     if (n == 0) return nullptr;
-    const size_t bytes = (n * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
+    const size_t bytes =
+        (n * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, bytes);
     if (p == nullptr) throw std::bad_alloc();
     return static_cast<T*>(p);

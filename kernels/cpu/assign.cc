@@ -24,6 +24,7 @@
 #include <tbb/parallel_for.h>
 
 #include "kernels/cpu/aligned_buffer.h"
+#include "kernels/cpu/assign_tiles.h"
 #include "kernels/cpu/distance.h"
 #include "kernels/cpu/simd_avx2.h"
 #include "kernels/cpu/topk.h"
@@ -31,20 +32,16 @@
 namespace quiver::kernels {
 namespace {
 
-constexpr size_t kMR = 6;    // points per micro-tile
-constexpr size_t kNR = 16;   // centroids per micro-tile (= per panel)
-constexpr size_t kKC = 256;  // depth chunk: a panel chunk (16 KiB) stays in L1
-constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Centroids repacked for the micro-kernel: panel p holds centroids
-// [16p, 16p + 16) as d rows of 16 floats. Padding centroids are zero with
-// bias +inf, so they never win.
-struct Packed {
-  size_t k = 0, kpad = 0, d = 0;
-  float scale = -2.0f;
-  AlignedBuffer<float> panels;
-  AlignedBuffer<float> bias;
-};
+using tiles::kInf;
+using tiles::kMR;
+using tiles::kNR;
+using tiles::Packed;
+#if QUIVER_X86
+using tiles::BlockScratch;
+using tiles::BlockTiles;
+using tiles::ReduceLanes;
+using tiles::TileOut;
+#endif
 
 void Pack(Metric metric, const float* c, const float* c_norms_sqr, size_t k,
           size_t d, Packed* p) {
@@ -101,170 +98,6 @@ float FinalDistance(Metric metric, float value, float x_norm) {
 // AVX2 + FMA path.
 #if QUIVER_X86
 
-enum class TileOut { kPartial, kArgmin, kValues };
-
-// One 6 x 16 tile over depth [0, len): acc = (accumulate ? tile : 0) +
-// sum_q x_i[q] * panel[q][j]. Then, by kOut:
-//   kPartial: acc -> tile (96 floats)
-//   kArgmin:  value = bias + scale * acc; lane-wise running min into
-//             bv/bi (6 rows x 8 lanes), centroid index base j0
-//   kValues:  value -> out + i * out_stride (16 floats per row)
-template <TileOut kOut>
-QUIVER_AVX2 inline void Tile6x16(const float* const* xr, const float* panel,
-                                 size_t len, float* tile, bool accumulate,
-                                 const float* bias, float scale, int32_t j0,
-                                 float* bv, int32_t* bi, float* out,
-                                 size_t out_stride) {
-  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-  if (accumulate) {
-    c00 = _mm256_load_ps(tile + 0);   c01 = _mm256_load_ps(tile + 8);
-    c10 = _mm256_load_ps(tile + 16);  c11 = _mm256_load_ps(tile + 24);
-    c20 = _mm256_load_ps(tile + 32);  c21 = _mm256_load_ps(tile + 40);
-    c30 = _mm256_load_ps(tile + 48);  c31 = _mm256_load_ps(tile + 56);
-    c40 = _mm256_load_ps(tile + 64);  c41 = _mm256_load_ps(tile + 72);
-    c50 = _mm256_load_ps(tile + 80);  c51 = _mm256_load_ps(tile + 88);
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
-    c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
-  }
-  const float* x0 = xr[0];
-  const float* x1 = xr[1];
-  const float* x2 = xr[2];
-  const float* x3 = xr[3];
-  const float* x4 = xr[4];
-  const float* x5 = xr[5];
-  for (size_t q = 0; q < len; ++q) {
-    const __m256 b0 = _mm256_load_ps(panel + q * kNR);
-    const __m256 b1 = _mm256_load_ps(panel + q * kNR + 8);
-    __m256 a = _mm256_broadcast_ss(x0 + q);
-    c00 = _mm256_fmadd_ps(a, b0, c00);
-    c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(x1 + q);
-    c10 = _mm256_fmadd_ps(a, b0, c10);
-    c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(x2 + q);
-    c20 = _mm256_fmadd_ps(a, b0, c20);
-    c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(x3 + q);
-    c30 = _mm256_fmadd_ps(a, b0, c30);
-    c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(x4 + q);
-    c40 = _mm256_fmadd_ps(a, b0, c40);
-    c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(x5 + q);
-    c50 = _mm256_fmadd_ps(a, b0, c50);
-    c51 = _mm256_fmadd_ps(a, b1, c51);
-  }
-  if constexpr (kOut == TileOut::kPartial) {
-    _mm256_store_ps(tile + 0, c00);   _mm256_store_ps(tile + 8, c01);
-    _mm256_store_ps(tile + 16, c10);  _mm256_store_ps(tile + 24, c11);
-    _mm256_store_ps(tile + 32, c20);  _mm256_store_ps(tile + 40, c21);
-    _mm256_store_ps(tile + 48, c30);  _mm256_store_ps(tile + 56, c31);
-    _mm256_store_ps(tile + 64, c40);  _mm256_store_ps(tile + 72, c41);
-    _mm256_store_ps(tile + 80, c50);  _mm256_store_ps(tile + 88, c51);
-  } else {
-    const __m256 vs = _mm256_set1_ps(scale);
-    const __m256 bias0 = _mm256_load_ps(bias);
-    const __m256 bias1 = _mm256_load_ps(bias + 8);
-    if constexpr (kOut == TileOut::kArgmin) {
-      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      const __m256i idx0 = _mm256_add_epi32(_mm256_set1_epi32(j0), lane);
-      const __m256i idx1 = _mm256_add_epi32(_mm256_set1_epi32(j0 + 8), lane);
-      auto update = [&](int row, __m256 v0, __m256 v1) QUIVER_AVX2 {
-        __m256 best = _mm256_load_ps(bv + row * 8);
-        __m256i bidx = _mm256_load_si256(reinterpret_cast<const __m256i*>(bi + row * 8));
-        __m256 m = _mm256_cmp_ps(v0, best, _CMP_LT_OQ);
-        best = _mm256_blendv_ps(best, v0, m);
-        bidx = _mm256_castps_si256(_mm256_blendv_ps(
-            _mm256_castsi256_ps(bidx), _mm256_castsi256_ps(idx0), m));
-        m = _mm256_cmp_ps(v1, best, _CMP_LT_OQ);
-        best = _mm256_blendv_ps(best, v1, m);
-        bidx = _mm256_castps_si256(_mm256_blendv_ps(
-            _mm256_castsi256_ps(bidx), _mm256_castsi256_ps(idx1), m));
-        _mm256_store_ps(bv + row * 8, best);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(bi + row * 8), bidx);
-      };
-      update(0, _mm256_fmadd_ps(c00, vs, bias0), _mm256_fmadd_ps(c01, vs, bias1));
-      update(1, _mm256_fmadd_ps(c10, vs, bias0), _mm256_fmadd_ps(c11, vs, bias1));
-      update(2, _mm256_fmadd_ps(c20, vs, bias0), _mm256_fmadd_ps(c21, vs, bias1));
-      update(3, _mm256_fmadd_ps(c30, vs, bias0), _mm256_fmadd_ps(c31, vs, bias1));
-      update(4, _mm256_fmadd_ps(c40, vs, bias0), _mm256_fmadd_ps(c41, vs, bias1));
-      update(5, _mm256_fmadd_ps(c50, vs, bias0), _mm256_fmadd_ps(c51, vs, bias1));
-    } else {
-      auto store = [&](int row, __m256 v0, __m256 v1) QUIVER_AVX2 {
-        _mm256_storeu_ps(out + row * out_stride, v0);
-        _mm256_storeu_ps(out + row * out_stride + 8, v1);
-      };
-      store(0, _mm256_fmadd_ps(c00, vs, bias0), _mm256_fmadd_ps(c01, vs, bias1));
-      store(1, _mm256_fmadd_ps(c10, vs, bias0), _mm256_fmadd_ps(c11, vs, bias1));
-      store(2, _mm256_fmadd_ps(c20, vs, bias0), _mm256_fmadd_ps(c21, vs, bias1));
-      store(3, _mm256_fmadd_ps(c30, vs, bias0), _mm256_fmadd_ps(c31, vs, bias1));
-      store(4, _mm256_fmadd_ps(c40, vs, bias0), _mm256_fmadd_ps(c41, vs, bias1));
-      store(5, _mm256_fmadd_ps(c50, vs, bias0), _mm256_fmadd_ps(c51, vs, bias1));
-    }
-  }
-}
-
-// Scratch of one block, reused by the blocks a thread runs.
-struct BlockScratch {
-  AlignedBuffer<float> partial;  // MB/6 tiles x 96 floats
-  AlignedBuffer<float> bv;       // MB x 8
-  AlignedBuffer<int32_t> bi;     // MB x 8
-  AlignedBuffer<float> values;   // MB x tile width (top-m path)
-};
-
-// Row pointers of the micro-tile starting at point g; rows past `end`
-// repeat the last valid row (their results are ignored).
-inline void RowPointers(const float* x, size_t d, size_t g, size_t end,
-                        const float** xr) {
-  for (size_t r = 0; r < kMR; ++r) {
-    const size_t i = std::min(g + r, end - 1);
-    xr[r] = x + i * d;
-  }
-}
-
-// Runs the tiles of points [b0, b1) against panels [p0, p1), over the full
-// depth in chunks of kKC, with output kOut (kArgmin or kValues).
-template <TileOut kOut>
-QUIVER_AVX2 void BlockTiles(const Packed& pk, const float* x, size_t b0,
-                            size_t b1, size_t p0, size_t p1, BlockScratch* s,
-                            size_t values_stride) {
-  const size_t d = pk.d;
-  const size_t groups = (b1 - b0 + kMR - 1) / kMR;
-  const float* xr[kMR];
-  for (size_t pj = p0; pj < p1; ++pj) {
-    const float* panel = pk.panels.data() + pj * d * kNR;
-    const float* bias = pk.bias.data() + pj * kNR;
-    const int32_t j0 = static_cast<int32_t>(pj * kNR);
-    for (size_t q0 = 0; q0 < d; q0 += kKC) {
-      const size_t len = std::min(kKC, d - q0);
-      const bool first = q0 == 0;
-      const bool last = q0 + len == d;
-      for (size_t g = 0; g < groups; ++g) {
-        RowPointers(x, d, b0 + g * kMR, b1, xr);
-        for (size_t r = 0; r < kMR; ++r) xr[r] += q0;
-        float* tile = s->partial.data() + g * kMR * kNR;
-        if (!last) {
-          Tile6x16<TileOut::kPartial>(xr, panel + q0 * kNR, len, tile, !first,
-                                      nullptr, 0.0f, 0, nullptr, nullptr,
-                                      nullptr, 0);
-        } else if constexpr (kOut == TileOut::kArgmin) {
-          Tile6x16<TileOut::kArgmin>(xr, panel + q0 * kNR, len, tile, !first,
-                                     bias, pk.scale, j0,
-                                     s->bv.data() + g * kMR * 8,
-                                     s->bi.data() + g * kMR * 8, nullptr, 0);
-        } else {
-          Tile6x16<TileOut::kValues>(
-              xr, panel + q0 * kNR, len, tile, !first, bias, pk.scale, 0,
-              nullptr, nullptr,
-              s->values.data() + g * kMR * values_stride + (pj - p0) * kNR,
-              values_stride);
-        }
-      }
-    }
-  }
-}
-
 QUIVER_AVX2 void AssignBlockAvx2(Metric metric, const Packed& pk,
                                  const float* x, size_t b0, size_t b1,
                                  BlockScratch* s, uint32_t* labels,
@@ -278,18 +111,12 @@ QUIVER_AVX2 void AssignBlockAvx2(Metric metric, const Packed& pk,
     s->bv[i] = kInf;
     s->bi[i] = 0;
   }
-  BlockTiles<TileOut::kArgmin>(pk, x, b0, b1, 0, pk.kpad / kNR, s, 0);
+  BlockTiles<TileOut::kArgmin>(pk, x, nullptr, b0, b1, 0, pk.kpad / kNR, s, 0);
   for (size_t i = 0; i < m; ++i) {
-    const float* v = s->bv.data() + i * 8;
-    const int32_t* id = s->bi.data() + i * 8;
-    float best = v[0];
-    int32_t best_id = id[0];
-    for (int l = 1; l < 8; ++l) {
-      if (v[l] < best || (v[l] == best && id[l] < best_id)) {
-        best = v[l];
-        best_id = id[l];
-      }
-    }
+    float best;
+    int32_t best_id;
+    ReduceLanes(s->bv.data() + i * 8, s->bi.data() + i * 8, nullptr, &best,
+                &best_id, nullptr);
     labels[b0 + i] = static_cast<uint32_t>(best_id);
     if (dists != nullptr) {
       const float xn = metric == Metric::kL2
@@ -297,6 +124,32 @@ QUIVER_AVX2 void AssignBlockAvx2(Metric metric, const Packed& pk,
                            : 0.0f;
       dists[b0 + i] = FinalDistance(metric, best, xn);
     }
+  }
+}
+
+// Top-2 of block positions [b0, b1) of `rows`.
+QUIVER_AVX2 void NearestTwoBlockAvx2(const Packed& pk, const float* x,
+                                     const uint32_t* rows, size_t b0,
+                                     size_t b1, BlockScratch* s,
+                                     uint32_t* labels, float* best,
+                                     float* second) {
+  const size_t m = b1 - b0;
+  const size_t mpad = (m + kMR - 1) / kMR * kMR;
+  s->partial.Reserve(mpad * kNR);
+  s->bv.Reserve(mpad * 8);
+  s->bi.Reserve(mpad * 8);
+  s->bv2.Reserve(mpad * 8);
+  for (size_t i = 0; i < mpad * 8; ++i) {
+    s->bv[i] = kInf;
+    s->bv2[i] = kInf;
+    s->bi[i] = 0;
+  }
+  BlockTiles<TileOut::kTop2>(pk, x, rows, b0, b1, 0, pk.kpad / kNR, s, 0);
+  for (size_t i = 0; i < m; ++i) {
+    int32_t id;
+    ReduceLanes(s->bv.data() + i * 8, s->bi.data() + i * 8, s->bv2.data() + i * 8,
+                &best[b0 + i], &id, &second[b0 + i]);
+    labels[b0 + i] = static_cast<uint32_t>(id);
   }
 }
 
@@ -341,6 +194,21 @@ void AssignNearest(Metric metric, const float* x, size_t n, const float* c,
     }
     return;
   }
+  if (n < kMR) {
+    // A few points (a query): packing the centroids would cost as much as
+    // the distances; compare directly.
+    std::vector<float> buf(k);
+    for (size_t i = 0; i < n; ++i) {
+      DistancesToBlock(metric, x + i * d, c, k, d, buf.data());
+      size_t best = 0;
+      for (size_t j = 1; j < k; ++j) {
+        if (buf[j] < buf[best]) best = j;
+      }
+      labels[i] = static_cast<uint32_t>(best);
+      if (dists != nullptr) dists[i] = buf[best];
+    }
+    return;
+  }
   Packed pk;
   Pack(metric, c, c_norms_sqr, k, d, &pk);
   const size_t mb = BlockPoints(n, d);
@@ -376,6 +244,25 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
     AssignNearest(metric, x, n, c, nullptr, k, d, labels, dists);
     return;
   }
+  if (n < kMR) {
+    // A few queries: direct distances, then a heap.
+    std::vector<float> buf(k);
+    std::vector<TopKHeap<uint32_t>::Entry> sorted;
+    TopKHeap<uint32_t> heap(m);
+    for (size_t i = 0; i < n; ++i) {
+      DistancesToBlock(metric, x + i * d, c, k, d, buf.data());
+      heap.Clear();
+      for (size_t j = 0; j < k; ++j) {
+        if (buf[j] <= heap.Threshold()) heap.Push(buf[j], static_cast<uint32_t>(j));
+      }
+      heap.ExtractSorted(&sorted);
+      for (size_t t = 0; t < nearest; ++t) {
+        labels[i * nearest + t] = t < sorted.size() ? sorted[t].id : UINT32_MAX;
+        if (dists != nullptr) dists[i * nearest + t] = t < sorted.size() ? sorted[t].distance : kInf;
+      }
+    }
+    return;
+  }
   Packed pk;
   Pack(metric, c, nullptr, k, d, &pk);
   const size_t mb = std::min<size_t>(BlockPoints(n, d), 96);
@@ -408,8 +295,8 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
               const size_t mpad = (cnt + kMR - 1) / kMR * kMR;
               scratch.partial.Reserve(mpad * kNR);
               scratch.values.Reserve(mpad * width);
-              BlockTiles<TileOut::kValues>(pk, x, b0, b1, p0, p1, &scratch,
-                                           width);
+              BlockTiles<TileOut::kValues>(pk, x, nullptr, b0, b1, p0, p1,
+                                           &scratch, width);
               vals = scratch.values.data();
             }
 #endif
@@ -450,6 +337,141 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
                 lo[t] = UINT32_MAX;
                 if (dout != nullptr) dout[t] = kInf;
               }
+            }
+          }
+        }
+      });
+}
+
+void NearestTwoL2(const float* x, size_t d, const uint32_t* rows, size_t m,
+                  const float* c, const float* c_norms_sqr, size_t k,
+                  uint32_t* labels, float* best, float* second) {
+  if (m == 0) return;
+  Packed pk;
+  Pack(Metric::kL2, c, c_norms_sqr, k, d, &pk);
+  const size_t mb = BlockPoints(m, d);
+  const size_t blocks = (m + mb - 1) / mb;
+  const bool avx2 = simd::UseAvx2();
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, blocks, 1),
+      [&](const tbb::blocked_range<size_t>& r) {
+#if QUIVER_X86
+        BlockScratch scratch;
+#endif
+        for (size_t b = r.begin(); b < r.end(); ++b) {
+          const size_t b0 = b * mb;
+          const size_t b1 = std::min(m, b0 + mb);
+#if QUIVER_X86
+          if (avx2) {
+            NearestTwoBlockAvx2(pk, x, rows, b0, b1, &scratch, labels, best, second);
+            continue;
+          }
+#endif
+          for (size_t t = b0; t < b1; ++t) {
+            const float* xi = x + (rows != nullptr ? rows[t] : t) * d;
+            float b1v = kInf, b2v = kInf;
+            uint32_t id = 0;
+            for (size_t j = 0; j < k; ++j) {
+              const float v = pk.bias[j] - 2.0f * simd::DotScalar(xi, c + j * d, d);
+              if (v < b1v) {
+                b2v = b1v;
+                b1v = v;
+                id = static_cast<uint32_t>(j);
+              } else if (v < b2v) {
+                b2v = v;
+              }
+            }
+            labels[t] = id;
+            best[t] = b1v;
+            second[t] = b2v;
+          }
+        }
+      });
+}
+
+void GroupedTop2L2(const float* x, size_t d, const uint32_t* rows, size_t m,
+                   const uint64_t* masks, const float* c,
+                   const float* c_norms_sqr, size_t k, size_t group_size,
+                   uint32_t* idx, float* best, float* second) {
+  if (m == 0) return;
+  Packed pk;
+  Pack(Metric::kL2, c, c_norms_sqr, k, d, &pk);
+  const size_t G = (k + group_size - 1) / group_size;
+  const size_t gp = group_size / kNR;  // panels per group
+  const size_t num_panels = pk.kpad / kNR;
+  // Larger blocks than the dense path: each group is wanted by only a part
+  // of the points, and a tile needs 6 of them to be full.
+  // (Still at least ~8 blocks, so that both cores get work.)
+  const size_t base = BlockPoints(m, d);
+  const size_t per8 = (m / 8 + kMR - 1) / kMR * kMR;
+  const size_t mb = std::max(base, std::min(4 * base, per8));
+  const size_t blocks = (m + mb - 1) / mb;
+  const bool avx2 = simd::UseAvx2();
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, blocks, 1),
+      [&](const tbb::blocked_range<size_t>& r) {
+#if QUIVER_X86
+        BlockScratch scratch;
+#endif
+        std::vector<uint32_t> sub_rows, sub_pos;
+        for (size_t b = r.begin(); b < r.end(); ++b) {
+          const size_t b0 = b * mb;
+          const size_t b1 = std::min(m, b0 + mb);
+          for (size_t g = 0; g < G; ++g) {
+            sub_rows.clear();
+            sub_pos.clear();
+            for (size_t t = b0; t < b1; ++t) {
+              if ((masks[t] >> g) & 1) {
+                sub_rows.push_back(rows != nullptr ? rows[t] : uint32_t(t));
+                sub_pos.push_back(uint32_t(t));
+              }
+            }
+            const size_t cnt = sub_rows.size();
+            if (cnt == 0) continue;
+            const size_t p0 = g * gp, p1 = std::min(num_panels, p0 + gp);
+#if QUIVER_X86
+            if (avx2) {
+              const size_t mpad = (cnt + kMR - 1) / kMR * kMR;
+              scratch.partial.Reserve(mpad * kNR);
+              scratch.bv.Reserve(mpad * 8);
+              scratch.bi.Reserve(mpad * 8);
+              scratch.bv2.Reserve(mpad * 8);
+              for (size_t i = 0; i < mpad * 8; ++i) {
+                scratch.bv[i] = kInf;
+                scratch.bv2[i] = kInf;
+                scratch.bi[i] = 0;
+              }
+              BlockTiles<TileOut::kTop2>(pk, x, sub_rows.data(), 0, cnt, p0, p1,
+                                         &scratch, 0);
+              for (size_t u = 0; u < cnt; ++u) {
+                const size_t o = size_t(sub_pos[u]) * G + g;
+                int32_t id;
+                ReduceLanes(scratch.bv.data() + u * 8, scratch.bi.data() + u * 8,
+                            scratch.bv2.data() + u * 8, &best[o], &id, &second[o]);
+                idx[o] = uint32_t(id);
+              }
+              continue;
+            }
+#endif
+            const size_t j0 = p0 * kNR, j1 = std::min(k, p1 * kNR);
+            for (size_t u = 0; u < cnt; ++u) {
+              const float* xi = x + size_t(sub_rows[u]) * d;
+              float b1v = kInf, b2v = kInf;
+              uint32_t id = uint32_t(j0);
+              for (size_t j = j0; j < j1; ++j) {
+                const float v = pk.bias[j] - 2.0f * simd::DotScalar(xi, c + j * d, d);
+                if (v < b1v) {
+                  b2v = b1v;
+                  b1v = v;
+                  id = uint32_t(j);
+                } else if (v < b2v) {
+                  b2v = v;
+                }
+              }
+              const size_t o = size_t(sub_pos[u]) * G + g;
+              idx[o] = id;
+              best[o] = b1v;
+              second[o] = b2v;
             }
           }
         }

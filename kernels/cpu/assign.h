@@ -31,6 +31,31 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
                       size_t k, size_t d, size_t nearest, uint32_t* labels,
                       float* dists);
 
+// For the m points x[rows[t]] (t < m; rows null means rows[t] = t), the two
+// nearest of the k centroids under kL2, as values v_j = ||c_j||^2 -
+// 2 <x, c_j> (the squared distance is ||x||^2 + v_j): labels[t] the nearest
+// (ties to the smaller index), best[t] its value, second[t] the smallest
+// value among the other centroids (+inf when k == 1). The building block of
+// the bounded (Hamerly) assignment of k-means. c_norms_sqr may be null.
+// Runs on oneTBB.
+void NearestTwoL2(const float* x, size_t d, const uint32_t* rows, size_t m,
+                  const float* c, const float* c_norms_sqr, size_t k,
+                  uint32_t* labels, float* best, float* second);
+
+// Group-wise top-2 under kL2, the building block of the group-bounded
+// (Yinyang-style) assignment of k-means. The centroids are split into
+// groups of `group_size` consecutive centroids (a multiple of 16; the last
+// group may be shorter); G = ceil(k / group_size) <= 64. For each of the m
+// points x[rows[t]] and each group g whose bit is set in masks[t], writes
+// the group's nearest centroid to idx[t * G + g], its value
+// ||c||^2 - 2 <x, c> to best[t * G + g] and the second-smallest value in
+// the group to second[t * G + g] (+inf for a one-centroid group). Entries
+// of groups not asked for are left untouched. Runs on oneTBB.
+void GroupedTop2L2(const float* x, size_t d, const uint32_t* rows, size_t m,
+                   const uint64_t* masks, const float* c,
+                   const float* c_norms_sqr, size_t k, size_t group_size,
+                   uint32_t* idx, float* best, float* second);
+
 }  // namespace quiver::kernels
 
 #endif  // QUIVER_KERNELS_CPU_ASSIGN_H_

@@ -23,6 +23,17 @@ Status KMeansCpu(const KMeansOptions& options, const float* data, size_t n,
 Status InitCentroids(const KMeansOptions& options, const float* data, size_t n,
                      size_t d, size_t k, float* centroids);
 
+// Tests and benchmarks. For kL2, KMeansCpu skips the comparisons that
+// provably cannot change a point's nearest centroid (group lower bounds)
+// when the problem is large enough (k >= 64, n * k >= 2^22). Both ways give
+// the same result up to near-ties. Disable: always compare every point with
+// every centroid (plain Lloyd). Force: use the bounds whatever the size
+// (Disable wins over Force).
+void DisableBoundsForTesting(bool disable);
+bool DisableBoundsForTesting();
+void ForceBoundsForTesting(bool force);
+bool ForceBoundsForTesting();
+
 }  // namespace quiver::kernels
 
 #endif  // QUIVER_KERNELS_CPU_KMEANS_CPU_H_

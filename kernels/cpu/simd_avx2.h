@@ -89,6 +89,19 @@ QUIVER_AVX2 inline float L2Sqr(const float* a, const float* b, size_t d) {
   return HorizontalSum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
+// sum[q] += x[q] for q < d, the sums in double.
+QUIVER_AVX2 inline void AccumulateDouble(double* sum, const float* x, size_t d) {
+  size_t q = 0;
+  for (; q + 8 <= d; q += 8) {
+    const __m256 v = _mm256_loadu_ps(x + q);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    _mm256_storeu_pd(sum + q, _mm256_add_pd(_mm256_loadu_pd(sum + q), lo));
+    _mm256_storeu_pd(sum + q + 4, _mm256_add_pd(_mm256_loadu_pd(sum + q + 4), hi));
+  }
+  for (; q < d; ++q) sum[q] += x[q];
+}
+
 }  // namespace quiver::kernels::avx2
 #endif  // QUIVER_X86
 

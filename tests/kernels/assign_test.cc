@@ -25,9 +25,10 @@ struct Shape {
 
 // Odd shapes: k = 1, k not a multiple of the 16-wide tile, n smaller than a
 // block and not a multiple of the 6-point tile, d past the 256 depth chunk.
-const Shape kShapes[] = {{1, 1, 1},     {5, 3, 1},     {7, 17, 33},   {100, 128, 17},
-                         {1000, 7, 100}, {37, 784, 5},  {2000, 32, 256}, {301, 1536, 40},
-                         {13, 2, 16},   {611, 300, 31}};
+const Shape kShapes[] = {{1, 1, 1},       {5, 3, 1},       {7, 17, 33},
+                         {100, 128, 17},  {1000, 7, 100},  {37, 784, 5},
+                         {2000, 32, 256}, {301, 1536, 40}, {13, 2, 16},
+                         {611, 300, 31},  {4, 130, 70}};
 
 const Metric kMetrics[] = {Metric::kL2, Metric::kInnerProduct, Metric::kCosine};
 
@@ -86,8 +87,9 @@ TEST_P(AssignTest, MatchesBruteForce) {
         ASSERT_LT(labels[i], s.k);
         const double tol = Tolerance(xi, c.data(), s.k, s.d);
         const double got = RefDistance(metric, xi, &c[labels[i] * s.d], s.d);
-        EXPECT_LE(got, best + tol) << Name(metric) << " n=" << s.n << " d=" << s.d
-                                   << " k=" << s.k << " i=" << i;
+        EXPECT_LE(got, best + tol)
+            << Name(metric) << " n=" << s.n << " d=" << s.d << " k=" << s.k
+            << " i=" << i;
         EXPECT_NEAR(dists[i], got, tol) << Name(metric) << " i=" << i;
         if (metric == Metric::kL2) {
           EXPECT_GE(dists[i], 0.0f);
@@ -112,7 +114,8 @@ TEST_P(AssignTest, TiesGoToTheSmallerIndex) {
   }
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct}) {
     std::vector<uint32_t> labels(n);
-    AssignNearest(metric, x.data(), n, c.data(), nullptr, k, d, labels.data(), nullptr);
+    AssignNearest(metric, x.data(), n, c.data(), nullptr, k, d, labels.data(),
+                  nullptr);
     for (size_t i = 0; i < n; ++i) {
       if (metric == Metric::kL2) {
         EXPECT_EQ(labels[i], i % 3 == 0 ? 3u : i % 3 == 1 ? 4u : 6u) << i;
@@ -128,12 +131,14 @@ TEST_P(AssignTest, TiesGoToTheSmallerIndex) {
   // All-equal centroids: everything goes to 0.
   std::vector<float> same(5 * d, 1.0f);
   std::vector<uint32_t> labels(n);
-  AssignNearest(Metric::kL2, x.data(), n, same.data(), nullptr, 5, d, labels.data(), nullptr);
+  AssignNearest(Metric::kL2, x.data(), n, same.data(), nullptr, 5, d,
+                labels.data(), nullptr);
   for (uint32_t l : labels) EXPECT_EQ(l, 0u);
 }
 
 TEST_P(AssignTest, NearestCentroidsMatchesSortedBruteForce) {
-  const Shape shapes[] = {{50, 17, 40}, {7, 128, 300}, {200, 3, 9}, {64, 784, 33}};
+  const Shape shapes[] = {
+      {50, 17, 40}, {7, 128, 300}, {200, 3, 9}, {64, 784, 33}, {3, 33, 50}};
   for (const Shape& s : shapes) {
     for (Metric metric : kMetrics) {
       for (size_t nearest : {size_t{1}, size_t{3}, size_t{8}, s.k}) {
@@ -151,7 +156,8 @@ TEST_P(AssignTest, NearestCentroidsMatchesSortedBruteForce) {
         for (size_t i = 0; i < s.n; ++i) {
           const float* xi = &x[i * s.d];
           std::vector<double> ref(s.k);
-          for (size_t j = 0; j < s.k; ++j) ref[j] = RefDistance(metric, xi, &c[j * s.d], s.d);
+          for (size_t j = 0; j < s.k; ++j)
+            ref[j] = RefDistance(metric, xi, &c[j * s.d], s.d);
           std::vector<double> sorted = ref;
           std::sort(sorted.begin(), sorted.end());
           const double tol = Tolerance(xi, c.data(), s.k, s.d);
@@ -161,7 +167,8 @@ TEST_P(AssignTest, NearestCentroidsMatchesSortedBruteForce) {
             ASSERT_LT(l, s.k);
             EXPECT_FALSE(seen[l]) << "duplicate label";
             seen[l] = true;
-            EXPECT_NEAR(ref[l], sorted[t], tol) << Name(metric) << " i=" << i << " t=" << t;
+            EXPECT_NEAR(ref[l], sorted[t], tol)
+                << Name(metric) << " i=" << i << " t=" << t;
             EXPECT_NEAR(dists[i * nearest + t], ref[l], tol);
             if (t > 0) {
               EXPECT_LE(dists[i * nearest + t - 1], dists[i * nearest + t]);
@@ -178,8 +185,8 @@ TEST_P(AssignTest, NearestCentroidsPadsWhenNearestExceedsK) {
   auto x = RandomMatrix(n, d, 1), c = RandomMatrix(k, d, 2);
   std::vector<uint32_t> labels(n * nearest);
   std::vector<float> dists(n * nearest);
-  NearestCentroids(Metric::kL2, x.data(), n, c.data(), k, d, nearest, labels.data(),
-                   dists.data());
+  NearestCentroids(Metric::kL2, x.data(), n, c.data(), k, d, nearest,
+                   labels.data(), dists.data());
   for (size_t i = 0; i < n; ++i) {
     for (size_t t = 0; t < k; ++t) EXPECT_LT(labels[i * nearest + t], k);
     for (size_t t = k; t < nearest; ++t) {
@@ -195,9 +202,11 @@ TEST(AssignSimdTest, Avx2AndScalarAgree) {
   auto x = RandomMatrix(n, d, 11), c = RandomMatrix(k, d, 12);
   std::vector<uint32_t> a(n), b(n);
   std::vector<float> da(n), db(n);
-  AssignNearest(Metric::kL2, x.data(), n, c.data(), nullptr, k, d, a.data(), da.data());
+  AssignNearest(Metric::kL2, x.data(), n, c.data(), nullptr, k, d, a.data(),
+                da.data());
   simd::ForceScalar(true);
-  AssignNearest(Metric::kL2, x.data(), n, c.data(), nullptr, k, d, b.data(), db.data());
+  AssignNearest(Metric::kL2, x.data(), n, c.data(), nullptr, k, d, b.data(),
+                db.data());
   simd::ForceScalar(false);
   size_t differ = 0;
   for (size_t i = 0; i < n; ++i) {

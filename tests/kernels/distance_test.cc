@@ -15,7 +15,8 @@ namespace {
 using testing::RandomMatrix;
 using testing::RefDistance;
 
-const size_t kDims[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 128, 784, 1536};
+const size_t kDims[] = {1,  2,  3,  7,  8,   9,   15,  16,
+                        17, 31, 32, 33, 100, 128, 784, 1536};
 
 // |a - b| within float rounding of a sum of d terms of size `mag`.
 void ExpectClose(double got, double want, double mag, size_t d) {
@@ -52,11 +53,13 @@ TEST(DistanceTest, Avx2MatchesScalar) {
   for (size_t d : kDims) {
     // Unaligned starts too: the kernels must not assume alignment.
     for (size_t off : {0, 1, 3}) {
-      auto a = RandomMatrix(1, d + off, 10 + d), b = RandomMatrix(1, d + off, 20 + d);
+      auto a = RandomMatrix(1, d + off, 10 + d),
+           b = RandomMatrix(1, d + off, 20 + d);
       const float* pa = a.data() + off;
       const float* pb = b.data() + off;
       const double l2 = SumAbs(pa, pb, d, true), dot = SumAbs(pa, pb, d, false);
-      ExpectClose(simd::L2SqrAvx2(pa, pb, d), simd::L2SqrScalar(pa, pb, d), l2, d);
+      ExpectClose(simd::L2SqrAvx2(pa, pb, d), simd::L2SqrScalar(pa, pb, d), l2,
+                  d);
       ExpectClose(simd::DotAvx2(pa, pb, d), simd::DotScalar(pa, pb, d), dot, d);
       ExpectClose(simd::NormSqrAvx2(pa, d), simd::NormSqrScalar(pa, d),
                   SumAbs(pa, pa, d, false), d);
@@ -71,11 +74,13 @@ TEST(DistanceTest, DispatchUsesBothPaths) {
   auto a = RandomMatrix(1, d, 5), b = RandomMatrix(1, d, 6);
   simd::ForceScalar(true);
   EXPECT_FALSE(simd::UseAvx2());
-  EXPECT_EQ(L2Sqr(a.data(), b.data(), d), simd::L2SqrScalar(a.data(), b.data(), d));
+  EXPECT_EQ(L2Sqr(a.data(), b.data(), d),
+            simd::L2SqrScalar(a.data(), b.data(), d));
   EXPECT_EQ(Dot(a.data(), b.data(), d), simd::DotScalar(a.data(), b.data(), d));
   simd::ForceScalar(false);
   EXPECT_EQ(simd::UseAvx2(), simd::HasAvx2Fma());
-  ExpectClose(L2Sqr(a.data(), b.data(), d), RefDistance(Metric::kL2, a.data(), b.data(), d),
+  ExpectClose(L2Sqr(a.data(), b.data(), d),
+              RefDistance(Metric::kL2, a.data(), b.data(), d),
               SumAbs(a.data(), b.data(), d, true), d);
 }
 
@@ -85,10 +90,12 @@ TEST(DistanceTest, NormalizeAndRowNorms) {
     std::vector<float> norms(5);
     RowNormsSqr(x.data(), 5, d, norms.data());
     for (size_t i = 0; i < 5; ++i) {
-      const double want = -RefDistance(Metric::kInnerProduct, &x[i * d], &x[i * d], d);
+      const double want =
+          -RefDistance(Metric::kInnerProduct, &x[i * d], &x[i * d], d);
       EXPECT_NEAR(norms[i], want, 1e-5 * want + 1e-6);
       Normalize(&x[i * d], d);
-      const double n2 = -RefDistance(Metric::kInnerProduct, &x[i * d], &x[i * d], d);
+      const double n2 =
+          -RefDistance(Metric::kInnerProduct, &x[i * d], &x[i * d], d);
       EXPECT_NEAR(n2, 1.0, 1e-5);
     }
   }
@@ -108,7 +115,8 @@ TEST(DistanceTest, DistancesToBlockAllMetrics) {
     for (size_t d : {1, 3, 7, 17, 128, 784}) {
       const size_t m = 13;
       auto q = RandomMatrix(1, d, 70 + d), block = RandomMatrix(m, d, 80 + d);
-      for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+      for (Metric metric :
+           {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
         std::vector<float> qq = q, bb = block;
         if (metric == Metric::kCosine) {
           testing::NormalizeRows(&qq, d);
@@ -118,7 +126,8 @@ TEST(DistanceTest, DistancesToBlockAllMetrics) {
         DistancesToBlock(metric, qq.data(), bb.data(), m, d, out.data());
         for (size_t j = 0; j < m; ++j) {
           const double want = RefDistance(metric, qq.data(), &bb[j * d], d);
-          const double mag = SumAbs(qq.data(), &bb[j * d], d, metric == Metric::kL2);
+          const double mag =
+              SumAbs(qq.data(), &bb[j * d], d, metric == Metric::kL2);
           ExpectClose(out[j], want, mag, d);
         }
       }

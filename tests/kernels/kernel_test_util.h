@@ -45,10 +45,12 @@ inline std::vector<float> Blobs(size_t n, size_t d, size_t clusters,
 inline void NormalizeRows(std::vector<float>* x, size_t d) {
   for (size_t i = 0; i < x->size() / d; ++i) {
     double s = 0;
-    for (size_t q = 0; q < d; ++q) s += double((*x)[i * d + q]) * (*x)[i * d + q];
+    for (size_t q = 0; q < d; ++q)
+      s += double((*x)[i * d + q]) * (*x)[i * d + q];
     s = std::sqrt(s);
     if (s > 0) {
-      for (size_t q = 0; q < d; ++q) (*x)[i * d + q] = float((*x)[i * d + q] / s);
+      for (size_t q = 0; q < d; ++q)
+        (*x)[i * d + q] = float((*x)[i * d + q] / s);
     }
   }
 }
@@ -69,7 +71,8 @@ inline double RefDistance(Metric metric, const float* a, const float* b,
 }
 
 inline std::string DataDir() {
-  if (const char* env = std::getenv("QUIVER_DATA_DIR"); env != nullptr && *env) {
+  if (const char* env = std::getenv("QUIVER_DATA_DIR");
+      env != nullptr && *env) {
     return env;
   }
 #ifdef QUIVER_TEST_DATA_DIR

@@ -109,7 +109,8 @@ TEST(KMeansCpuTest, SiftObjectiveNonIncreasing) {
   ASSERT_EQ(res.centroids.size(), k * d);
   ASSERT_EQ(res.assignments.size(), n);
   for (size_t t = 1; t < res.objective.size(); ++t) {
-    EXPECT_LE(res.objective[t], res.objective[t - 1] * (1 + 1e-6)) << "iteration " << t;
+    EXPECT_LE(res.objective[t], res.objective[t - 1] * (1 + 1e-6))
+        << "iteration " << t;
   }
   EXPECT_LT(res.objective.back(), 0.8 * res.objective.front());
   // The returned assignments are the nearest of the returned centroids, and
@@ -117,9 +118,67 @@ TEST(KMeansCpuTest, SiftObjectiveNonIncreasing) {
   double final_obj = 0;
   for (size_t i = 0; i < n; ++i) {
     ASSERT_LT(res.assignments[i], k);
-    final_obj += RefDistance(Metric::kL2, &data[i * d], &res.centroids[res.assignments[i] * d], d);
+    final_obj += RefDistance(Metric::kL2, &data[i * d],
+                             &res.centroids[res.assignments[i] * d], d);
   }
   EXPECT_LE(final_obj, res.objective.back() * (1 + 1e-5));
+}
+
+// The bounded (Yinyang / Hamerly) assignment skips points whose centroid
+// provably does not change: it must give plain Lloyd's result.
+TEST(KMeansCpuTest, BoundsGiveTheSameResultAsPlainLloyd) {
+  struct Case {
+    size_t n, d, k;
+    bool sift;
+  };
+  for (const Case& cs :
+       {Case{5000, 128, 200, true}, Case{3000, 20, 1100, false},
+        Case{2000, 7, 33, false}}) {
+    std::vector<float> x;
+    size_t n = cs.n, d = cs.d;
+    if (cs.sift) {
+      const std::string path = testing::DataDir() + "/sift5k/sift5k_base.fvecs";
+      if (!testing::ReadFvecs(path, &x, &n, &d)) continue;
+    } else {
+      x = Blobs(n, d, 40, 21, 2.0f);
+    }
+    KMeansOptions opt = CpuOptions(12);
+    KMeansResult bounded, plain;
+    ForceBoundsForTesting(true);
+    Status sb = KMeansCpu(opt, x.data(), n, d, cs.k, &bounded);
+    ForceBoundsForTesting(false);
+    ASSERT_TRUE(sb.ok());
+    DisableBoundsForTesting(true);
+    Status s = KMeansCpu(opt, x.data(), n, d, cs.k, &plain);
+    DisableBoundsForTesting(false);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(bounded.assignments, plain.assignments) << "k = " << cs.k;
+    EXPECT_EQ(bounded.centroids, plain.centroids) << "k = " << cs.k;
+    ASSERT_EQ(bounded.objective.size(), plain.objective.size());
+    for (size_t t = 0; t < plain.objective.size(); ++t) {
+      EXPECT_NEAR(bounded.objective[t], plain.objective[t],
+                  1e-5 * plain.objective[t]);
+    }
+  }
+}
+
+TEST(KMeansCpuTest, BoundsOnTheScalarPath) {
+  const size_t n = 1500, d = 9, k = 70;
+  std::vector<float> x = Blobs(n, d, 25, 5, 1.5f);
+  KMeansOptions opt = CpuOptions(8);
+  KMeansResult bounded, plain;
+  simd::ForceScalar(true);
+  ForceBoundsForTesting(true);
+  Status sb = KMeansCpu(opt, x.data(), n, d, k, &bounded);
+  ForceBoundsForTesting(false);
+  ASSERT_TRUE(sb.ok());
+  DisableBoundsForTesting(true);
+  Status s = KMeansCpu(opt, x.data(), n, d, k, &plain);
+  DisableBoundsForTesting(false);
+  simd::ForceScalar(false);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(bounded.assignments, plain.assignments);
+  EXPECT_EQ(bounded.centroids, plain.centroids);
 }
 
 TEST(KMeansCpuTest, MatchesBruteForceLloyd) {
@@ -137,11 +196,13 @@ TEST(KMeansCpuTest, MatchesBruteForceLloyd) {
     RefResult ref = RefLloyd(metric, x.data(), n, d, k, init.data(), 8);
     EXPECT_EQ(res.assignments, ref.assignments);
     for (size_t i = 0; i < k * d; ++i) {
-      ASSERT_NEAR(res.centroids[i], ref.centroids[i], 1e-4) << "component " << i;
+      ASSERT_NEAR(res.centroids[i], ref.centroids[i], 1e-4)
+          << "component " << i;
     }
     ASSERT_EQ(res.objective.size(), ref.objective.size());
     for (size_t t = 0; t < ref.objective.size(); ++t) {
-      EXPECT_NEAR(res.objective[t], ref.objective[t], 1e-5 * std::abs(ref.objective[t]));
+      EXPECT_NEAR(res.objective[t], ref.objective[t],
+                  1e-5 * std::abs(ref.objective[t]));
     }
   }
 }
@@ -158,7 +219,8 @@ TEST(KMeansCpuTest, DeterministicForASeed) {
     ASSERT_TRUE(KMeansCpu(opt, x.data(), n, d, k, &b).ok());
     // One thread: another schedule, the same result.
     tbb::task_arena one(1);
-    one.execute([&] { ASSERT_TRUE(KMeansCpu(opt, x.data(), n, d, k, &c).ok()); });
+    one.execute(
+        [&] { ASSERT_TRUE(KMeansCpu(opt, x.data(), n, d, k, &c).ok()); });
     EXPECT_EQ(a.centroids, b.centroids);
     EXPECT_EQ(a.assignments, b.assignments);
     EXPECT_EQ(a.objective, b.objective);
@@ -197,7 +259,8 @@ TEST(KMeansCpuTest, InitModes) {
     EXPECT_EQ(rows.size(), k) << "initial centroids are not distinct points";
     KMeansResult res;
     ASSERT_TRUE(KMeansCpu(opt, x.data(), n, d, k, &res).ok());
-    EXPECT_EQ(std::vector<float>(res.centroids.size(), 0) == res.centroids, false);
+    EXPECT_EQ(std::vector<float>(res.centroids.size(), 0) == res.centroids,
+              false);
   }
   // k == n: k-means++ picks every point.
   {
@@ -236,16 +299,19 @@ TEST(KMeansCpuTest, SphericalCentroidsHaveUnitNorm) {
       KMeansResult res;
       ASSERT_TRUE(quiver::KMeans(opt, x.data(), n, d, k, &res).ok());
       for (size_t j = 0; j < k; ++j) {
-        EXPECT_NEAR(Norm(&res.centroids[j * d], d), 1.0, 1e-5) << "centroid " << j;
+        EXPECT_NEAR(Norm(&res.centroids[j * d], d), 1.0, 1e-5)
+            << "centroid " << j;
       }
       // Spherical objective: the sum of -<x, c> (ip) or 1 - cos (cosine)
       // does not increase.
       for (size_t t = 1; t < res.objective.size(); ++t) {
-        EXPECT_LE(res.objective[t], res.objective[t - 1] + 1e-6 * std::abs(res.objective[t - 1]));
+        EXPECT_LE(res.objective[t],
+                  res.objective[t - 1] + 1e-6 * std::abs(res.objective[t - 1]));
       }
       std::vector<uint32_t> predicted(n);
       ASSERT_TRUE(KMeansPredict(metric, res.centroids.data(), k, x.data(), n, d,
-                                predicted.data(), nullptr).ok());
+                                predicted.data(), nullptr)
+                      .ok());
       EXPECT_EQ(predicted, res.assignments);
     }
   }
@@ -284,7 +350,8 @@ TEST(KMeansCpuTest, DuplicatePointsAndKEqualsN) {
   const size_t d = 5, distinct = 6, copies = 10, n = distinct * copies, k = 10;
   std::vector<float> base = RandomMatrix(distinct, d, 4);
   std::vector<float> x(n * d);
-  for (size_t i = 0; i < n; ++i) std::copy_n(&base[(i % distinct) * d], d, &x[i * d]);
+  for (size_t i = 0; i < n; ++i)
+    std::copy_n(&base[(i % distinct) * d], d, &x[i * d]);
   for (KMeansInit init : {KMeansInit::kKMeansPlusPlus, KMeansInit::kRandom}) {
     KMeansOptions opt = CpuOptions(5);
     opt.init = init;
@@ -338,25 +405,32 @@ TEST(KMeansCpuTest, BadInputReturnsStatus) {
   KMeansOptions opt = CpuOptions(3);
   KMeansResult res;
   EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, d, 0, &res).IsInvalidArgument());
-  EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, d, n + 1, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(opt, x.data(), n, d, n + 1, &res).IsInvalidArgument());
   EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, 0, 3, &res).IsInvalidArgument());
   EXPECT_TRUE(quiver::KMeans(opt, nullptr, n, d, 3, &res).IsInvalidArgument());
-  EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, d, 3, nullptr).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(opt, x.data(), n, d, 3, nullptr).IsInvalidArgument());
   EXPECT_TRUE(quiver::KMeans(opt, x.data(), 0, d, 1, &res).IsInvalidArgument());
   std::vector<float> bad = x;
   bad[37] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_TRUE(quiver::KMeans(opt, bad.data(), n, d, 3, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(opt, bad.data(), n, d, 3, &res).IsInvalidArgument());
   bad[37] = std::numeric_limits<float>::infinity();
-  EXPECT_TRUE(quiver::KMeans(opt, bad.data(), n, d, 3, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(opt, bad.data(), n, d, 3, &res).IsInvalidArgument());
   KMeansOptions given = opt;
   given.init = KMeansInit::kGiven;
-  EXPECT_TRUE(quiver::KMeans(given, x.data(), n, d, 3, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(given, x.data(), n, d, 3, &res).IsInvalidArgument());
   std::vector<float> nan_init(3 * d, std::numeric_limits<float>::quiet_NaN());
   given.initial_centroids = nan_init.data();
-  EXPECT_TRUE(quiver::KMeans(given, x.data(), n, d, 3, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(given, x.data(), n, d, 3, &res).IsInvalidArgument());
   KMeansOptions iters = opt;
   iters.max_iterations = 0;
-  EXPECT_TRUE(quiver::KMeans(iters, x.data(), n, d, 3, &res).IsInvalidArgument());
+  EXPECT_TRUE(
+      quiver::KMeans(iters, x.data(), n, d, 3, &res).IsInvalidArgument());
   KMeansOptions tol = opt;
   tol.tolerance = -1;
   EXPECT_TRUE(quiver::KMeans(tol, x.data(), n, d, 3, &res).IsInvalidArgument());
@@ -366,17 +440,20 @@ TEST(KMeansCpuTest, BadInputReturnsStatus) {
     EXPECT_TRUE(quiver::KMeans(gpu, x.data(), n, d, 3, &res).IsNotSupported());
     gpu.device = Device::kCpu;
     gpu.data_on_device = true;
-    EXPECT_TRUE(quiver::KMeans(gpu, x.data(), n, d, 3, &res).IsInvalidArgument());
+    EXPECT_TRUE(
+        quiver::KMeans(gpu, x.data(), n, d, 3, &res).IsInvalidArgument());
   }
   // And valid input works through the same door.
   EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, d, 3, &res).ok());
   EXPECT_TRUE(quiver::KMeans(opt, x.data(), n, d, n, &res).ok());
   // Predict: null and shape errors.
   std::vector<uint32_t> labels(n);
-  EXPECT_TRUE(KMeansPredict(Metric::kL2, nullptr, 3, x.data(), n, d, labels.data(), nullptr)
+  EXPECT_TRUE(KMeansPredict(Metric::kL2, nullptr, 3, x.data(), n, d,
+                            labels.data(), nullptr)
                   .IsInvalidArgument());
-  EXPECT_TRUE(KMeansPredict(Metric::kL2, res.centroids.data(), 0, x.data(), n, d,
-                            labels.data(), nullptr).IsInvalidArgument());
+  EXPECT_TRUE(KMeansPredict(Metric::kL2, res.centroids.data(), 0, x.data(), n,
+                            d, labels.data(), nullptr)
+                  .IsInvalidArgument());
 }
 
 }  // namespace
