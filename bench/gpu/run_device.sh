@@ -4,6 +4,7 @@
 #   bench/gpu/run_device.sh test    # GPU tests + compute-sanitizer
 #   bench/gpu/run_device.sh key     # the key shape, quiver and peers
 #   bench/gpu/run_device.sh grid    # the benchmark grid
+#   bench/gpu/run_device.sh v2      # wgmma assign: SASS check, tests, key shape v2 vs v1 vs flashlib
 # Results go to $OUT (or ./out).
 set -uo pipefail
 OUT=${OUT:-out}
@@ -20,7 +21,7 @@ q() {  # quiver: N K D precision input [extra...]
   local n=$1 k=$2 d=$3 p=$4 i=$5; shift 5
   local f=$DATA/x_1x${n}x${d}.f32
   [ -f "$f" ] || f=""
-  $B ${f:+--data $f} --n $n --k $k --d $d --precision $p --input $i --iters 10 "$@" \
+  timeout 120 $B ${f:+--data $f} --n $n --k $k --d $d --precision $p --input $i --iters 10 "$@" \
     | tee -a "$OUT/quiver.jsonl"
 }
 
@@ -59,6 +60,25 @@ profile)
   ncu --launch-skip 14 --launch-count 14 --section SpeedOfLight $B --data $f --n 1048576 \
     --k 1024 --d 128 --precision fp16 --input f16 --iters 3 > "$OUT/ncu_key.txt" 2>&1
   grep -E "^  [a-z_]+.*\(|Duration|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_key.txt" | head -60
+  ;;
+v2)
+  # wgmma assignment (v2): SASS check, GPU tests, key shape v2 vs v1 vs flashlib, one call.
+  command -v cuobjdump >/dev/null && echo "HGMMA in wgmma_assign_kernel: $(cuobjdump -sass \
+    .device/bin/kmeans_gpu_bench | awk '/Function :/{f=/wgmma_assign/} f&&/HGMMA/' | wc -l)"
+  timeout 300 .device/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|OK \]" | tail -30
+  python3 bench/gpu/kmeans_peers.py --peers .device --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --impl flashlib
+  for rep in 1 2; do
+    echo "== v2"; q 1048576 1024 128 fp16 f16
+    echo "== v1"; QUIVER_ASSIGN=v1 q 1048576 1024 128 fp16 f16
+  done
+  q 1048576 1024 128 bf16 f16
+  python3 bench/gpu/kmeans_peers.py --peers .device --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --impl flashlib
+  ncu --kernel-name regex:"wgmma_assign|reduce_sorted" --launch-count 2 --section SpeedOfLight $B \
+    --data $DATA/x_1x1048576x128.f32 --n 1048576 --k 1024 --d 128 --precision fp16 --input f16 \
+    --iters 2 > "$OUT/ncu_v2.txt" 2>&1
+  grep -oE "(wgmma_assign_kernel|reduce_sorted_kernel)<[^>]*>|Duration.*|Compute \(SM\) Throughput.*|Memory Throughput.*" "$OUT/ncu_v2.txt"; : grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_v2.txt"
   ;;
 ooc)
   # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident.

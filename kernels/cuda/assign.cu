@@ -14,7 +14,8 @@
 // score = bias[j] + alpha * dot into the per-row (min, argmin) they keep in
 // registers. Ties go to the smaller centroid index, as on the CPU.
 //
-// Not yet: Hopper wgmma / TMA (see NOTES.md for the measured gap).
+// On Hopper, fp16 / bf16 with rows of 64 or 128 elements go to the wgmma +
+// TMA kernel in assign_wgmma.cu instead (QUIVER_ASSIGN=v1 forces this one).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -402,10 +403,18 @@ Status Launch(const AssignArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
+// assign_wgmma.cu: the Hopper kernel (fp16 / bf16, rows of 64 or 128).
+bool WgmmaAssignCovers(Arith arith, const AssignArgs& args);
+Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t stream);
+
 Status LaunchAssign(Arith arith, const AssignArgs& args, cudaStream_t stream) {
   if (args.n == 0) return Status::OK();
   if ((args.ld * ArithBytes(arith)) % 16 != 0 || args.kpad % kAssignTileN != 0) {
     return Status::InvalidArgument("assign: rows must be 16-byte multiples");
+  }
+  if (WgmmaAssignCovers(arith, args)) {
+    const Status s = LaunchWgmmaAssign(arith, args, stream);
+    if (s.code() != Status::Code::kNotSupported) return s;  // else: v1 below
   }
   switch (arith) {
     case Arith::kF16:

@@ -1,0 +1,453 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// Fused k-means assignment for Hopper (sm_90a), fp16 / bf16 operands:
+// wgmma (m64n128k16, both operands from shared memory, fp32 accumulators in
+// registers) fed by the bulk tensor copy engine (TMA) through mbarriers.
+// Same function as fused_assign_kernel in assign.cu (score = bias[j] +
+// alpha * <x, c_j>, running (min, argmin), ties to the smaller index, same
+// label / distance / objective outputs); covers rows of 64 or 128 elements
+// (ld), any n, k, batch. Other shapes and precisions use assign.cu.
+//
+// Persistent grid, one block per SM, 384 threads:
+//   warpgroup 0  producer: one thread issues TMA loads. Per point tile of
+//                256 rows: the tile (A operand, double buffered, loaded
+//                once and kept while every centroid tile streams past),
+//                then the centroid tiles of 128 rows (B operand), kStages
+//                deep ring. Both arrive 128B-swizzled, as wgmma reads them.
+//   warpgroups 1, 2  consumers: each owns 128 of the 256 points (two m64
+//                halves, 2 x 64 fp32 accumulators per thread) and computes
+//                their 128 x 128 block of dot products per centroid tile,
+//                then folds it into its running (min, argmin). The two take
+//                turns at the tensor cores (named barriers, FA3-style
+//                ping-pong) so that one's argmin runs under the other's
+//                products.
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/cuda_util.h"
+#include "kernels/cuda/kmeans_kernels.cuh"
+
+namespace quiver::kernels::cuda {
+namespace {
+
+constexpr int kWThreads = 384;
+constexpr int kPointRows = 256;   // points per tile (2 consumers x 128)
+constexpr int kCentRows = 128;    // centroids per streamed tile (== kAssignTileN)
+constexpr int kChunkElems = 64;   // 128 bytes of fp16: one swizzle atom row
+constexpr int kAChunkBytes = kPointRows * 128;  // 32 KiB
+constexpr int kBChunkBytes = kCentRows * 128;   // 16 KiB
+static_assert(kCentRows == kAssignTileN, "centroid padding is per 128 rows");
+
+template <int NK>
+constexpr int StagesFor() { return NK == 2 ? 3 : 6; }
+template <int NK>
+constexpr int SmemBytes() {
+  return 2 * NK * kAChunkBytes + StagesFor<NK>() * NK * kBChunkBytes +
+         (4 + 2 * StagesFor<NK>()) * 8 + 1024;
+}
+
+__device__ __forceinline__ uint32_t Smem(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QUIVER_WGMMA_OK 1
+#endif
+
+#ifdef QUIVER_WGMMA_OK
+__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void MbarExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar),
+               "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void MbarArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_%=;\n}\n" ::"r"(bar),
+      "r"(parity) : "memory");
+}
+__device__ __forceinline__ void Tma3d(uint32_t dst, const CUtensorMap* map, int c0,
+                                      int c1, int c2, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void NamedSync(int id) {
+  asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void NamedArrive(int id) {
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
+}
+
+// K-major operand, 128-byte swizzle: 8-row atoms of 1024 bytes (SBO).
+__device__ __forceinline__ uint64_t Desc(uint32_t addr) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
+         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+
+#define QUIVER_WG_REGS                                                       \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, "   \
+  "%30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "   \
+  "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, "   \
+  "%58, %59, %60, %61, %62, %63}"
+#define QUIVER_WG_OUTS(d)                                                     \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),     \
+      "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]),            \
+      "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),        \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),        \
+      "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),        \
+      "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]),        \
+      "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
+      "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),        \
+      "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]),        \
+      "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]),        \
+      "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),        \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]),        \
+      "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+template <Arith A>
+__device__ __forceinline__ void Wgmma(float (&d)[64], uint64_t da, uint64_t db,
+                                      int scale_d) {
+  if constexpr (A == Arith::kF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " QUIVER_WG_REGS
+        ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : QUIVER_WG_OUTS(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " QUIVER_WG_REGS
+        ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : QUIVER_WG_OUTS(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+}
+__device__ __forceinline__ void FenceOperand(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+__device__ __forceinline__ bool Better(float v, uint32_t i, float bv, uint32_t bi) {
+  return v < bv || (v == bv && i < bi);
+}
+#endif  // QUIVER_WGMMA_OK
+
+template <Arith A, int NK>
+__global__ void __launch_bounds__(kWThreads, 1)
+    wgmma_assign_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
+                        const __grid_constant__ CUtensorMap tmc) {
+#ifdef QUIVER_WGMMA_OK
+  constexpr int kStages = StagesFor<NK>();
+  if (args.state != nullptr && args.state->stop) return;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  uint8_t* abuf = smem;                                  // [2][NK][32 KiB]
+  uint8_t* bbuf = smem + 2 * NK * kAChunkBytes;          // [S][NK][16 KiB]
+  uint64_t* bars = reinterpret_cast<uint64_t*>(bbuf + kStages * NK * kBChunkBytes);
+  const uint32_t full_a = Smem(bars);          // [2]
+  const uint32_t empty_a = Smem(bars + 2);     // [2]
+  const uint32_t full_b = Smem(bars + 4);      // [S]
+  const uint32_t empty_b = Smem(bars + 4 + kStages);  // [S]
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  if (tid == 0) {
+    for (int i = 0; i < 2; ++i) {
+      MbarInit(full_a + 8 * i, 1);
+      MbarInit(empty_a + 8 * i, 8);
+    }
+    for (int i = 0; i < kStages; ++i) {
+      MbarInit(full_b + 8 * i, 1);
+      MbarInit(empty_b + 8 * i, 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  const int tiles_per_problem = static_cast<int>((args.n + kPointRows - 1) / kPointRows);
+  const int ptiles = tiles_per_problem * args.batch;
+  const int ctiles = args.kpad / kCentRows;
+
+  if (warp < 4) {  // ---- producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      int lp = 0;
+      for (int p = blockIdx.x; p < ptiles; p += gridDim.x, ++lp) {
+        const int b = p / tiles_per_problem;
+        const int row0 = (p - b * tiles_per_problem) * kPointRows;
+        const int slot = lp & 1;
+        MbarWait(empty_a + 8 * slot, ((lp >> 1) & 1) ^ 1);
+        MbarExpectTx(full_a + 8 * slot, NK * kAChunkBytes);
+#pragma unroll
+        for (int kc = 0; kc < NK; ++kc) {
+          Tma3d(Smem(abuf + (slot * NK + kc) * kAChunkBytes), &tmx, kc * kChunkElems,
+                row0, b, full_a + 8 * slot);
+        }
+        for (int t = 0; t < ctiles; ++t) {
+          MbarWait(empty_b + 8 * stage, phase ^ 1);
+          MbarExpectTx(full_b + 8 * stage, NK * kBChunkBytes);
+#pragma unroll
+          for (int kc = 0; kc < NK; ++kc) {
+            Tma3d(Smem(bbuf + (stage * NK + kc) * kBChunkBytes), &tmc, kc * kChunkElems,
+                  t * kCentRows, b, full_b + 8 * stage);
+          }
+          if (++stage == kStages) {
+            stage = 0;
+            phase ^= 1;
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  // ---- consumers
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int wg = (warp >> 2) - 1;  // 0 or 1
+  const int wl = warp & 3;         // warp within the warpgroup
+  const float alpha = args.alpha;
+  if (wg == 1) NamedArrive(1);  // warpgroup 0 goes first
+
+  float acc[2][64];
+  int stage = 0;
+  uint32_t phase = 0;
+  int lp = 0;
+  double wsum = 0.0;  // this warp's objective share for problem cur_b
+  int cur_b = -1;
+  for (int p = blockIdx.x; p < ptiles; p += gridDim.x, ++lp) {
+    const int b = p / tiles_per_problem;
+    const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * kPointRows;
+    const int slot = lp & 1;
+    const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
+    const uint32_t a_base = Smem(abuf + slot * NK * kAChunkBytes) + (wg * 128) * 128;
+    float best_v[2][2];
+    uint32_t best_i[2][2];
+#pragma unroll
+    for (int mh = 0; mh < 2; ++mh)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        best_v[mh][h] = FLT_MAX;
+        best_i[mh][h] = 0xffffffffu;
+      }
+    MbarWait(full_a + 8 * slot, (lp >> 1) & 1);
+
+    for (int t = 0; t < ctiles; ++t) {
+      MbarWait(full_b + 8 * stage, phase);
+      const uint32_t b_base = Smem(bbuf + stage * NK * kBChunkBytes);
+      NamedSync(1 + wg);  // my turn at the tensor cores
+      FenceOperand(acc[0]);
+      FenceOperand(acc[1]);
+      asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+      for (int ks = 0; ks < NK * 4; ++ks) {
+        const uint32_t koff = (ks & 3) * 32;  // k16 step inside the 128-byte row
+        const uint64_t db = Desc(b_base + (ks >> 2) * kBChunkBytes + koff);
+#pragma unroll
+        for (int mh = 0; mh < 2; ++mh) {
+          const uint64_t da = Desc(a_base + (ks >> 2) * kAChunkBytes + mh * 64 * 128 + koff);
+          Wgmma<A>(acc[mh], da, db, ks > 0 ? 1 : 0);
+        }
+      }
+      asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+      NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
+      // Bias of this thread's 32 columns while the products run.
+      const int cbase = t * kCentRows + 2 * (lane & 3);
+      float2 bias[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        bias[i] = __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i));
+      }
+      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+      FenceOperand(acc[0]);
+      FenceOperand(acc[1]);
+      __syncwarp();
+      if (lane == 0) {
+        MbarArrive(empty_b + 8 * stage);
+        if (t == ctiles - 1) MbarArrive(empty_a + 8 * slot);
+      }
+      if (++stage == kStages) {
+        stage = 0;
+        phase ^= 1;
+      }
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        const uint32_t j = static_cast<uint32_t>(cbase + 8 * i);
+#pragma unroll
+        for (int mh = 0; mh < 2; ++mh) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float v0 = fmaf(alpha, acc[mh][4 * i + 2 * h], bias[i].x);
+            const float v1 = fmaf(alpha, acc[mh][4 * i + 2 * h + 1], bias[i].y);
+            if (v0 < best_v[mh][h]) {
+              best_v[mh][h] = v0;
+              best_i[mh][h] = j;
+            }
+            if (v1 < best_v[mh][h]) {
+              best_v[mh][h] = v1;
+              best_i[mh][h] = j + 1;
+            }
+          }
+        }
+      }
+    }
+
+    // Rows of this point tile: reduce over the 4 lanes sharing a row, write.
+    if (b != cur_b) {
+      if (cur_b >= 0 && args.objective != nullptr) {
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) wsum += __shfl_xor_sync(0xffffffffu, wsum, off);
+        if (lane == 0) atomicAdd(args.objective + cur_b, wsum);
+      }
+      wsum = 0.0;
+      cur_b = b;
+    }
+#pragma unroll
+    for (int mh = 0; mh < 2; ++mh) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float v = best_v[mh][h];
+        uint32_t i = best_i[mh][h];
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+          const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+          const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
+          if (Better(ov, oi, v, i)) {
+            v = ov;
+            i = oi;
+          }
+        }
+        const size_t row = row0 + wg * 128 + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
+        if ((lane & 3) == 0 && row < args.n) {
+          const size_t g = static_cast<size_t>(b) * args.n + row;
+          float dist;
+          if (args.metric == 0) {
+            dist = fmaxf(args.xnorm[g] + v, 0.f);
+          } else if (args.metric == 1) {
+            dist = v;
+          } else {
+            dist = 1.f + v;
+          }
+          args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
+          if (args.dist != nullptr) args.dist[g] = dist;
+          wsum += dist;
+        }
+      }
+    }
+  }
+  if (wg == 0) NamedSync(1);  // matches warpgroup 1's last arrive
+  if (cur_b >= 0 && args.objective != nullptr) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) wsum += __shfl_xor_sync(0xffffffffu, wsum, off);
+    if (lane == 0) atomicAdd(args.objective + cur_b, wsum);
+  }
+#endif  // QUIVER_WGMMA_OK
+}
+
+PFN_cuTensorMapEncodeTiled_v12000 EncodeFn() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000,
+                                         cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      p = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// rows x ld (16-bit elements) per problem, `batch` problems; box of 64 x box_rows.
+bool MakeMap(CUtensorMap* map, const void* base, size_t ld, size_t rows, int batch,
+             int box_rows) {
+  PFN_cuTensorMapEncodeTiled_v12000 enc = EncodeFn();
+  if (enc == nullptr) return false;
+  const cuuint64_t dims[3] = {ld, rows, static_cast<cuuint64_t>(batch)};
+  const cuuint64_t strides[2] = {ld * 2, rows * ld * 2};
+  const cuuint32_t box[3] = {kChunkElems, static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t estr[3] = {1, 1, 1};
+  return enc(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), dims,
+             strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <Arith A, int NK>
+Status LaunchW(const AssignArgs& args, int sms, cudaStream_t stream) {
+  CUtensorMap tmx, tmc;
+  if (!MakeMap(&tmx, args.x, args.ld, args.n, args.batch, kPointRows) ||
+      !MakeMap(&tmc, args.c, args.ld, static_cast<size_t>(args.kpad), args.batch,
+               kCentRows)) {
+    return Status::NotSupported("assign: tensor map encoding failed");
+  }
+  constexpr int smem = SmemBytes<NK>();
+  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(
+      wgmma_assign_kernel<A, NK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(kPointRows)) * args.batch;
+  const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
+  wgmma_assign_kernel<A, NK><<<grid, kWThreads, smem, stream>>>(args, tmx, tmc);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
+}  // namespace
+
+// Returns true (and launches) when the Hopper kernel covers this call.
+bool WgmmaAssignCovers(Arith arith, const AssignArgs& args) {
+  if (arith != Arith::kF16 && arith != Arith::kBf16) return false;
+  if (args.ld != 64 && args.ld != 128) return false;
+  if (args.kpad % kCentRows != 0 || args.n == 0) return false;
+  if (args.n > (size_t{1} << 31) || args.batch > 65535) return false;
+  if (reinterpret_cast<uintptr_t>(args.x) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(args.c) % 16 != 0) {
+    return false;  // TMA needs 16-byte aligned global addresses
+  }
+  const char* env = std::getenv("QUIVER_ASSIGN");
+  if (env != nullptr && std::strcmp(env, "v1") == 0) return false;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  int major = 0, minor = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  if (major != 9 || minor != 0) return false;  // sm_90a machine code only
+  return EncodeFn() != nullptr;
+}
+
+Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t stream) {
+  int dev = 0, sms = 0;
+  QUIVER_CUDA_RETURN(cudaGetDevice(&dev));
+  QUIVER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const bool f16 = arith == Arith::kF16;
+  if (args.ld == 128) {
+    return f16 ? LaunchW<Arith::kF16, 2>(args, sms, stream)
+               : LaunchW<Arith::kBf16, 2>(args, sms, stream);
+  }
+  return f16 ? LaunchW<Arith::kF16, 1>(args, sms, stream)
+             : LaunchW<Arith::kBf16, 1>(args, sms, stream);
+}
+
+}  // namespace quiver::kernels::cuda
