@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
+
+#include <tbb/task_arena.h>
 
 #include "kernels/cpu/assign.h"
 #include "quiver/kmeans.h"
@@ -247,8 +250,8 @@ Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
     // Maintenance is off: train once, here, without blocking other writers.
     // The write is already durable; a failed training leaves the flat index
     // and is retried by the next write.
-    (void)Recluster(/*partitions=*/0, options_.kmeans_iterations, options_.device, {},
-                    /*only_if_flat=*/true);
+    (void)Recluster(/*partitions=*/0, options_.kmeans_iterations, options_.device,
+                    /*max_threads=*/0, {}, /*only_if_flat=*/true);
   }
   return Status::OK();
 }
@@ -274,9 +277,10 @@ Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch,
       index_.PrepareVector(op.vector.data(), prepared.data());
       index_.Upsert(op.id, prepared.data());
       ++written_since_epoch_;
+      ++changed_since_epoch_;
       if (recording_) op_log_.push_back(LoggedOp{true, op.id, prepared});
     } else {
-      index_.Remove(op.id);
+      if (index_.Remove(op.id)) ++changed_since_epoch_;
       if (recording_) op_log_.push_back(LoggedOp{false, op.id, {}});
     }
   }
@@ -305,9 +309,29 @@ Status DBImpl::Hook(std::string_view step) {
   return hook ? hook(step) : Status::OK();
 }
 
+uint32_t DBImpl::MaintenanceThreads() const {
+  if (options_.maintenance_threads != 0) return options_.maintenance_threads;
+  return std::max(1u, std::thread::hardware_concurrency() / 2);
+}
+
 Status DBImpl::Recluster(uint32_t partitions, int iterations, Device device,
+                         uint32_t max_threads,
                          const std::function<bool(const ReindexProgress&)>& progress,
                          bool only_if_flat) {
+  if (max_threads == 0) {
+    return ReclusterUnbounded(partitions, iterations, device, progress, only_if_flat);
+  }
+  // Everything the re-clustering runs on oneTBB stays inside this arena.
+  tbb::task_arena arena(static_cast<int>(max_threads));
+  Status s;
+  arena.execute(
+      [&] { s = ReclusterUnbounded(partitions, iterations, device, progress, only_if_flat); });
+  return s;
+}
+
+Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device device,
+                                  const std::function<bool(const ReindexProgress&)>& progress,
+                                  bool only_if_flat) {
   std::lock_guard global(global_mu_);
   const auto start = std::chrono::steady_clock::now();
 
@@ -415,6 +439,8 @@ Status DBImpl::Recluster(uint32_t partitions, int iterations, Device device,
   const size_t live = next.locations.size();
   epoch_distortion_ = live ? next.distortion_sum / live : 0.0;
   written_since_epoch_ = 0;
+  changed_since_epoch_ = 0;
+  split_refused_.clear();
   index_.Publish(std::move(next));
   if (epoch_switch_hook_) (void)epoch_switch_hook_("swap");
 
@@ -448,7 +474,8 @@ Status DBImpl::Reindex(const ReindexOptions& options,
   if (options.iterations < 0) return Status::InvalidArgument("iterations must be >= 0");
   const int iterations = options.iterations != 0 ? options.iterations : options_.kmeans_iterations;
   const Device device = options.device != Device::kAuto ? options.device : options_.device;
-  return Recluster(options.partitions, iterations, device, progress, /*only_if_flat=*/false);
+  return Recluster(options.partitions, iterations, device, options.max_threads, progress,
+                   /*only_if_flat=*/false);
 }
 
 Status DBImpl::Get(const ReadOptions& options, uint64_t id, std::vector<float>* vec,
@@ -549,6 +576,7 @@ Stats DBImpl::GetStats() {
     st.reassigned = counters_.reassigned;
     st.maintenance_seconds = maintenance_seconds_;
     st.written_since_epoch = written_since_epoch_;
+    st.changed_since_epoch = changed_since_epoch_;
     const size_t live = index_.size();
     st.mean_distortion = live ? index_.distortion_sum() / live : 0.0;
     st.epoch_distortion = epoch_distortion_;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "index/ivf_index.h"
@@ -52,6 +53,7 @@ class DBImpl final : public DB {
   Status Reindex(const ReindexOptions& options,
                  std::function<bool(const ReindexProgress&)> progress) override;
   Stats GetStats() override;
+  Status WaitForMaintenance() override;
   Status Close() override;
 
   // Test hooks. TEST_SetEpochSwitchHook's function is called at each step
@@ -89,9 +91,14 @@ class DBImpl final : public DB {
   // are replayed before the swap; the new epoch is persisted (synced) just
   // before it. With only_if_flat, does nothing once the index is trained.
   // REQUIRES: write_mu_ not held.
-  Status Recluster(uint32_t partitions, int iterations, Device device,
+  // max_threads bounds the CPU threads of the k-means (0: all cores).
+  Status Recluster(uint32_t partitions, int iterations, Device device, uint32_t max_threads,
                    const std::function<bool(const ReindexProgress&)>& progress,
                    bool only_if_flat);
+  Status ReclusterUnbounded(uint32_t partitions, int iterations, Device device,
+                            const std::function<bool(const ReindexProgress&)>& progress,
+                            bool only_if_flat);
+  uint32_t MaintenanceThreads() const;
   Status Hook(std::string_view step);
   uint32_t PartitionsFor(size_t n) const;
   // Persists the serving centroids under the current epoch (after local
@@ -128,7 +135,11 @@ class DBImpl final : public DB {
   // Guarded by write_mu_.
   bool recording_ = false;         // a Recluster is between snapshot and swap
   std::vector<LoggedOp> op_log_;   // writes to replay at its swap
-  uint64_t written_since_epoch_ = 0;
+  uint64_t written_since_epoch_ = 0;  // puts
+  uint64_t changed_since_epoch_ = 0;  // puts and deletes
+  // Partitions whose split 2-means left a half below min_partition_size,
+  // with their live count then: retried only once they grow by a quarter.
+  std::unordered_map<const void*, size_t> split_refused_;
   double epoch_distortion_ = 0.0;  // mean distance to centroid at the epoch
   index::MaintenanceCounters counters_;
   double maintenance_seconds_ = 0.0;

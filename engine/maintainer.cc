@@ -50,6 +50,11 @@ void DBImpl::MaintainerLoop() {
   maint_idle_cv_.notify_all();
 }
 
+Status DBImpl::WaitForMaintenance() {
+  TEST_WaitForMaintenance();
+  return Status::OK();
+}
+
 void DBImpl::TEST_WaitForMaintenance() {
   if (!maintainer_.joinable()) return;
   std::unique_lock lock(maint_mu_);
@@ -79,9 +84,18 @@ bool DBImpl::LocalStepLocked() {
     if (loads[p].tombstones > loads[dirtiest].tombstones) dirtiest = p;
   }
   const auto p32 = [](size_t p) { return static_cast<uint32_t>(p); };
-  if (loads[largest].live > max_size &&
-      index_.Split(p32(largest), kSplitNeighbors, &counters_)) {
-    return true;
+  if (loads[largest].live > max_size) {
+    // A partition whose 2-means left a half too small to keep (an outlier
+    // group) is retried only once it has grown by a quarter: splitting it
+    // again would only feed the merge below.
+    const void* key = index_.Current()->partitions[largest].get();
+    auto refused = split_refused_.find(key);
+    const bool retry =
+        refused == split_refused_.end() || loads[largest].live > refused->second * 5 / 4;
+    if (retry) {
+      if (index_.Split(p32(largest), kSplitNeighbors, min_size, &counters_)) return true;
+      split_refused_[key] = loads[largest].live;
+    }
   }
   if (loads.size() > 1 && loads[smallest].live < min_size &&
       index_.Merge(p32(smallest), &counters_)) {
@@ -106,11 +120,15 @@ bool DBImpl::GlobalDueLocked() const {
     return true;
   }
   // Drift is meaningful where distances are non-negative (L2, cosine).
-  if (options_.recluster_drift > 0 && metric_ != Metric::kInnerProduct &&
+  if (changed_since_epoch_ >= options_.recluster_min_change * live &&
+      options_.recluster_drift > 0 && metric_ != Metric::kInnerProduct &&
       epoch_distortion_ > 0 &&
       index_.distortion_sum() / live > (1.0 + options_.recluster_drift) * epoch_distortion_) {
     return true;
   }
+  // Drift and imbalance re-cluster only data that changed meanwhile: on
+  // unchanged data k-means would find the same uneven clusters again.
+  if (changed_since_epoch_ < options_.recluster_min_change * live) return false;
   if (options_.recluster_imbalance > 0) {
     size_t largest = 0;
     for (const auto& l : index_.Loads()) largest = std::max(largest, l.live);
@@ -139,12 +157,19 @@ void DBImpl::MaintainOnce() {
     (void)PersistCentroidsLocked(/*sync=*/false);
   }
 
+  uint32_t partitions = 0;
   {
     std::lock_guard lock(write_mu_);
     if (stopping_.load() || !GlobalDueLocked()) return;
+    // Keep the partition count the local steps settled on, so that the
+    // k-means starts warm from the serving centroids (0 when untrained:
+    // from target_partition_size).
+    if (!index_.Current()->flat()) {
+      partitions = static_cast<uint32_t>(index_.Current()->partitions.size());
+    }
   }
-  (void)Recluster(/*partitions=*/0, options_.kmeans_iterations, options_.device, {},
-                  /*only_if_flat=*/false);
+  (void)Recluster(partitions, options_.kmeans_iterations, options_.device,
+                  MaintenanceThreads(), {}, /*only_if_flat=*/false);
 }
 
 }  // namespace quiver

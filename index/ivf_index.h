@@ -128,8 +128,8 @@ class IvfIndex {
   // false when there was nothing to do.
   // Splits partition p with 2-means, then reassigns the vectors of it and
   // of its `neighbors` nearest partitions that are now nearer another
-  // centroid.
-  bool Split(uint32_t p, size_t neighbors, MaintenanceCounters* counters);
+  // centroid. Refuses (false) when a half would hold fewer than min_half.
+  bool Split(uint32_t p, size_t neighbors, size_t min_half, MaintenanceCounters* counters);
   // Removes partition p; its vectors go to their nearest remaining centroid.
   bool Merge(uint32_t p, MaintenanceCounters* counters);
   // Rewrites partition p without its tombstones.

@@ -74,7 +74,8 @@ uint64_t IvfIndex::Reassign(const std::vector<uint32_t>& parts) {
   return moved;
 }
 
-bool IvfIndex::Split(uint32_t p, size_t neighbors, MaintenanceCounters* counters) {
+bool IvfIndex::Split(uint32_t p, size_t neighbors, size_t min_half,
+                     MaintenanceCounters* counters) {
   const IndexVersion& cur = *state_.version;
   if (cur.flat() || p >= cur.partitions.size()) return false;
   LiveSet live;
@@ -95,7 +96,7 @@ bool IvfIndex::Split(uint32_t p, size_t neighbors, MaintenanceCounters* counters
   kernels::AssignNearest(metric_, live.vectors.data(), n, res.centroids.data(), nullptr, 2,
                          dim_, labels.data(), dists.data());
   const size_t ones = std::count(labels.begin(), labels.end(), 1u);
-  if (ones == 0 || ones == n) return false;  // all points alike: nothing to split
+  if (std::min(ones, n - ones) < std::max<size_t>(min_half, 1)) return false;
 
   auto v = CopyVersion();
   const uint32_t q = static_cast<uint32_t>(v->partitions.size());

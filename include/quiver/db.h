@@ -61,7 +61,8 @@ struct Stats {
   double mean_distortion = 0.0;
   double epoch_distortion = 0.0;
   double drift = 0.0;            // mean_distortion / epoch_distortion - 1
-  uint64_t written_since_epoch = 0;
+  uint64_t written_since_epoch = 0;  // puts since the epoch
+  uint64_t changed_since_epoch = 0;  // puts and deletes since the epoch
   std::vector<uint64_t> partition_sizes;  // live vectors per partition
 };
 
@@ -130,6 +131,11 @@ class QUIVER_EXPORT DB {
       std::function<bool(const ReindexProgress&)> progress = {}) = 0;
 
   virtual Stats GetStats() = 0;
+
+  // Blocks until the background maintainer has nothing left to do (no
+  // split, merge, compaction or global re-clustering due). Returns at once
+  // when maintenance is off. For benchmarks, tests and orderly shutdowns.
+  virtual Status WaitForMaintenance() = 0;
 
   // Flushes and releases the DB's files and lock. Further calls return
   // InvalidArgument. Called by the destructor when not called before.

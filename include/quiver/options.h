@@ -84,9 +84,20 @@ struct Options {
   //  written: the vectors written since the last epoch exceed this fraction
   //   of the live vectors.
   // Defaults 0.25, 4.0, 0.5. A value <= 0 disables that trigger.
+  // The drift and imbalance triggers also wait until at least
+  // `recluster_min_change` x live vectors were written or deleted since the
+  // epoch, so that data whose natural clusters are uneven is not
+  // re-clustered over and over. Default 0.1.
   double recluster_drift = 0.25;
   double recluster_imbalance = 4.0;
   double recluster_written_fraction = 0.5;
+  double recluster_min_change = 0.1;
+
+  // CPU threads the maintainer's k-means may use, so that searches keep
+  // the other cores while a global re-clustering runs. 0 means half the
+  // cores (at least 1). Reindex() called by the application uses every
+  // core unless ReindexOptions::max_threads says otherwise.
+  uint32_t maintenance_threads = 0;
 };
 
 // Options of Put(), Delete() and Write().
@@ -128,6 +139,8 @@ struct ReindexOptions {
   int iterations = 0;
   // Where the k-means runs; kAuto takes Options::device.
   Device device = Device::kAuto;
+  // CPU threads the k-means may use; 0 means all cores.
+  uint32_t max_threads = 0;
 };
 
 }  // namespace quiver
