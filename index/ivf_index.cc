@@ -123,7 +123,7 @@ IndexState IvfIndex::Build(uint64_t epoch, std::vector<float> centroids,
 
 void IvfIndex::Publish(IndexState state) {
   state_ = std::move(state);
-  current_.store(state_.version, std::memory_order_release);
+  current_.Store(state_.version);
 }
 
 std::shared_ptr<IndexVersion> IvfIndex::CopyVersion() const {
@@ -132,7 +132,7 @@ std::shared_ptr<IndexVersion> IvfIndex::CopyVersion() const {
 
 void IvfIndex::PublishVersion(std::shared_ptr<IndexVersion> v) {
   state_.version = std::move(v);
-  current_.store(state_.version, std::memory_order_release);
+  current_.Store(state_.version);
 }
 
 IndexStats IvfIndex::Stats() const {

@@ -5,8 +5,8 @@
 // untrained index (epoch 0) is a single flat partition searched
 // exhaustively.
 //
-// Searches read the current version through an atomic shared_ptr (RCU):
-// they never take a lock and never wait for writers or for maintenance;
+// Searches read the current version through a SharedSlot (RCU): they copy
+// a pointer and never wait for writers or for maintenance;
 // the memory of a replaced version is freed when its last reader leaves.
 // Versions share the partitions they have in common, so a local change
 // (split, merge, compaction) copies only the partition list.
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "index/partition.h"
+#include "index/shared_slot.h"
 #include "quiver/status.h"
 #include "quiver/types.h"
 
@@ -135,10 +136,10 @@ class IvfIndex {
   // Rewrites partition p without its tombstones.
   bool Compact(uint32_t p, MaintenanceCounters* counters);
 
-  // --- Reader side: any thread, lock-free. ---
+  // --- Reader side: any thread; never waits for writers. ---
 
   std::shared_ptr<const IndexVersion> Current() const {
-    return current_.load(std::memory_order_acquire);
+    return current_.Load();
   }
 
   // The k nearest live vectors to prepared query q, closest first.
@@ -175,7 +176,7 @@ class IvfIndex {
 
   const uint32_t dim_;
   const Metric metric_;
-  std::atomic<std::shared_ptr<const IndexVersion>> current_;
+  SharedSlot<const IndexVersion> current_;
   IndexState state_;  // writer-only; state_.version is what current_ serves
 };
 

@@ -39,14 +39,14 @@ Partition::Partition(uint32_t dim, size_t initial_capacity)
 
 Partition::View Partition::Read() const {
   View v;
-  std::shared_ptr<Block> b = block_.load(std::memory_order_acquire);
+  std::shared_ptr<Block> b = block_.Load();
   v.size = b->size.load(std::memory_order_acquire);
   v.block = std::move(b);
   return v;
 }
 
 uint32_t Partition::Append(uint64_t id, const float* vec) {
-  std::shared_ptr<Block> b = block_.load(std::memory_order_relaxed);
+  std::shared_ptr<Block> b = block_.Load();
   if (slots_ == b->capacity) {
     // Grow by half: amortised O(1) appends, at most 1.5x the memory.
     auto bigger = std::make_shared<Block>(b->capacity + b->capacity / 2 + 16, dim_);
@@ -57,7 +57,7 @@ uint32_t Partition::Append(uint64_t id, const float* vec) {
                                std::memory_order_relaxed);
     }
     bigger->size.store(slots_, std::memory_order_relaxed);
-    block_.store(bigger, std::memory_order_release);
+    block_.Store(bigger);
     b = std::move(bigger);
   }
   const size_t slot = slots_;
@@ -70,7 +70,7 @@ uint32_t Partition::Append(uint64_t id, const float* vec) {
 }
 
 void Partition::MarkDeleted(uint32_t slot) {
-  std::shared_ptr<Block> b = block_.load(std::memory_order_relaxed);
+  std::shared_ptr<Block> b = block_.Load();
   if (b->deleted[slot].exchange(1, std::memory_order_release) == 0) ++tombstones_;
 }
 

@@ -5,7 +5,7 @@
 // flag per slot) so that a scan streams through memory.
 //
 // Concurrency: one writer at a time (the engine serialises writes), any
-// number of lock-free readers. A reader takes a View: the current block and
+// number of readers, which never wait for the writer. A reader takes a View: the current block and
 // the number of slots published in it. Appends write past the published
 // count and then publish it (release); a full block is copied into a larger
 // one that replaces it atomically, while readers of the old block keep it
@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+
+#include "index/shared_slot.h"
 
 namespace quiver::index {
 
@@ -63,7 +65,7 @@ class Partition {
 
  private:
   uint32_t dim_;
-  std::atomic<std::shared_ptr<Block>> block_;
+  SharedSlot<Block> block_;
   // Writer-only bookkeeping.
   size_t slots_ = 0;
   size_t tombstones_ = 0;
