@@ -5,14 +5,17 @@
 #   bench/gpu/run_device.sh key     # the key shape, quiver and peers
 #   bench/gpu/run_device.sh grid    # the benchmark grid
 #   bench/gpu/run_device.sh v2      # wgmma assign: SASS check, tests, key shape v2 vs v1 vs flashlib
-# Results go to $OUT (or ./out).
+#   DEV=build-v3/dev bench/gpu/run_device.sh v3  # vector reduce: tests, key shape fp16 + TF32 vs flashlib, ncu
+#   DEV=build-v3/dev bench/gpu/run_device.sh v3final  # tests + key shape vs flashlib, no ncu
+# Results go to $OUT (or ./out). DEV (default .device) is the bundle folder.
 set -uo pipefail
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.device/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+DEV=${DEV:-.device}
+export LD_LIBRARY_PATH=$PWD/$DEV/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export PATH=/usr/local/cuda/bin:$PATH
 export PYTHONUNBUFFERED=1
-B=.device/bin/kmeans_gpu_bench
+B=$DEV/bin/kmeans_gpu_bench
 DATA=/tmp/km
 mkdir -p $DATA
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
@@ -79,6 +82,52 @@ v2)
     --data $DATA/x_1x1048576x128.f32 --n 1048576 --k 1024 --d 128 --precision fp16 --input f16 \
     --iters 2 > "$OUT/ncu_v2.txt" 2>&1
   grep -oE "(wgmma_assign_kernel|reduce_sorted_kernel)<[^>]*>|Duration.*|Compute \(SM\) Throughput.*|Memory Throughput.*" "$OUT/ncu_v2.txt"; : grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_v2.txt"
+  ;;
+v3)
+  # Vector sorted-segment reduce (v3): tests (+ memcheck of the reduce), key shape fp16 and TF32,
+  # quiver (v3, and QUIVER_REDUCE=v1) vs flashlib in the same call, ncu of the update kernels and
+  # a detailed ncu of the assign kernel.
+  timeout 300 $DEV/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|OK \]" | tail -40
+  timeout 200 compute-sanitizer --tool memcheck --error-exitcode 1 $DEV/bin/quiver_gpu_tests \
+    --gtest_filter='ReduceSorted.*:KMeansGpu.L2MatchesCpu:KMeansGpu.EmptyCluster*:KMeansGpu.StreamedEqualsResident' \
+    > "$OUT/sanitizer.log" 2>&1
+  echo "compute-sanitizer exit $?"; grep -E "ERROR SUMMARY" "$OUT/sanitizer.log" | tail -3
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  for rep in 1 2; do
+    echo "== v3 fp16"; q 1048576 1024 128 fp16 f16
+    echo "== v1-reduce fp16"; QUIVER_REDUCE=v1 q 1048576 1024 128 fp16 f16
+  done
+  echo "== v3 tf32"; q 1048576 1024 128 tf32 f32
+  echo "== v1-reduce tf32"; QUIVER_REDUCE=v1 q 1048576 1024 128 tf32 f32
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  f=$DATA/x_1x1048576x128.f32
+  timeout 120 ncu --launch-skip 11 --launch-count 11 --section SpeedOfLight --section LaunchStats \
+    --section Occupancy $B --data $f --n 1048576 --k 1024 --d 128 --precision fp16 --input f16 \
+    --iters 3 > "$OUT/ncu_iter.txt" 2>&1
+  grep -E "^  [A-Za-z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occ" "$OUT/ncu_iter.txt" | head -80
+  timeout 150 ncu --kernel-name regex:"wgmma_assign" --launch-count 1 --set full $B --data $f \
+    --n 1048576 --k 1024 --d 128 --precision fp16 --input f16 --iters 1 > "$OUT/ncu_assign.txt" 2>&1
+  grep -E "Duration|Throughput|Pipe|Stall|Warp Cycles|Issue Slot|Bank|L2 Hit|Shared|Eligible|Issued Warp|No Eligible" "$OUT/ncu_assign.txt" | head -60
+  ;;
+v3final)
+  # Final check of v3: all GPU tests, memcheck of the reduce paths, key shape fp16 and TF32,
+  # quiver vs flashlib in the same call.
+  timeout 300 $DEV/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|OK \]" | tail -40
+  timeout 200 compute-sanitizer --tool memcheck --error-exitcode 1 $DEV/bin/quiver_gpu_tests \
+    --gtest_filter='ReduceSorted.*:KMeansGpu.OddShapes:KMeansGpu.EmptyCluster*:KMeansGpu.Batched*' \
+    > "$OUT/sanitizer.log" 2>&1
+  echo "compute-sanitizer exit $?"; grep -E "ERROR SUMMARY" "$OUT/sanitizer.log" | tail -3
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  for rep in 1 2; do
+    echo "== v3 fp16"; q 1048576 1024 128 fp16 f16
+    echo "== v3 tf32"; q 1048576 1024 128 tf32 f32
+  done
+  echo "== v1-reduce fp16"; QUIVER_REDUCE=v1 q 1048576 1024 128 fp16 f16
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
   ;;
 ooc)
   # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident.

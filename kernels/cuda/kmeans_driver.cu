@@ -454,7 +454,7 @@ Status Run::EnqueueIteration(int it) {
     QUIVER_RETURN_IF_ERROR(cuda::LaunchReseedEmpty(
         counts_.get(), sums_.get(), b, static_cast<int>(k_), n_, d_, sl.keys_sorted.get(),
         sl.idx_sorted.get(), dist_.get(), x_, xe_, ld_, labels_.get(),
-        empties_.get() + static_cast<size_t>(it) * batch_, state_.get(), s));
+        empties_.get() + static_cast<size_t>(it) * batch_, donor_.get(), state_.get(), s));
   } else {
     QUIVER_CUDA_RETURN(cudaEventRecord(iter_start_.get(), s));
     for (Slot& sl : slots_) {
@@ -469,10 +469,11 @@ Status Run::EnqueueIteration(int it) {
       QUIVER_CUDA_RETURN(cudaStreamWaitEvent(s, sl.done.get(), 0));
     }
   }
-  QUIVER_RETURN_IF_ERROR(cuda::LaunchClusterStats(
-      counts_.get(), b, static_cast<int>(k_), donor_.get(),
-      streamed_ ? empties_.get() + static_cast<size_t>(it) * batch_ : nullptr,
-      state_.get(), s));
+  if (streamed_) {  // resident runs: the re-seed kernel wrote donor_
+    QUIVER_RETURN_IF_ERROR(cuda::LaunchClusterStats(
+        counts_.get(), b, static_cast<int>(k_), donor_.get(),
+        empties_.get() + static_cast<size_t>(it) * batch_, state_.get(), s));
+  }
   QUIVER_RETURN_IF_ERROR(cuda::LaunchFinalizeCentroids(
       sums_.get(), counts_.get(), donor_.get(), b, static_cast<int>(k_), d_,
       o_.metric != Metric::kL2, o_.seed, it, master_.get(), ckern_.get(), arith_, ld_,

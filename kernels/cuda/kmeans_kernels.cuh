@@ -126,12 +126,14 @@ Status LaunchLoadCentroids(const float* master, int batch, int k, size_t d,
                            cudaStream_t stream);
 // Resident runs: re-seeds each empty cluster with the farthest member of the
 // then-largest cluster (the CPU path's rule), fixing labels, counts and
-// sums; writes the number re-seeded to empties[b]. dist: per point.
+// sums; writes the number re-seeded to empties[b] and, when donor is not
+// null, the fullest cluster after re-seeding to donor[b] (what
+// LaunchClusterStats would write). dist: per point.
 Status LaunchReseedEmpty(int* counts, float* sums, int batch, int k, size_t n,
                          size_t d, const uint32_t* keys_sorted,
                          const uint32_t* idx_sorted, float* dist,
                          const void* x, Elem elem, size_t ld, uint32_t* labels,
-                         int* empties, const DeviceState* state,
+                         int* empties, int* donor, const DeviceState* state,
                          cudaStream_t stream);
 // Device-side convergence test after iteration `it`.
 Status LaunchCheckConvergence(const double* objective, int it, int batch,

@@ -15,6 +15,9 @@
 #include <cfloat>
 #include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cuda_util.h"
 #include "kernels/cuda/elem.cuh"
@@ -123,6 +126,138 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// v3 reduce (rows of at most 32 chunks of 16 bytes): a group of L lanes owns
+// one row (lane c of the group loads chunk c with one 16-byte load), so a
+// warp step covers 32 / L rows. Each warp walks a slice of kVecSlice items of
+// the sorted order; (key, index) pairs come in by one coalesced load per 32
+// items (prefetched one chunk ahead) and go to the groups by shuffles; the
+// rows of kVecBatch steps are loaded before any is summed. Every group keeps
+// its own running sum (its rows are a sorted subsequence, so its segments are
+// contiguous) and flushes it with vector atomics where its key changes.
+constexpr int kVecSlice = 256;
+constexpr int kVecBatch = 8;
+constexpr uint32_t kNoKey = 0xffffffffu;
+
+template <Elem E>
+struct VecTraits {
+  static constexpr int kPerChunk = E == Elem::kF32 ? 4 : 8;
+};
+
+template <Elem E>
+__device__ __forceinline__ void AddChunk(const uint4& r, float (&acc)[VecTraits<E>::kPerChunk]) {
+  if constexpr (E == Elem::kF32) {
+    acc[0] += __uint_as_float(r.x); acc[1] += __uint_as_float(r.y);
+    acc[2] += __uint_as_float(r.z); acc[3] += __uint_as_float(r.w);
+  } else {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float2 f;
+      if constexpr (E == Elem::kF16) {
+        f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      } else {
+        f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
+      }
+      acc[2 * i] += f.x; acc[2 * i + 1] += f.y;
+    }
+  }
+}
+
+template <Elem E, int L>
+__global__ void __launch_bounds__(kReduceThreads)
+    reduce_sorted_vec_kernel(const void* x, size_t ld, size_t d,
+                             const uint32_t* __restrict__ keys,
+                             const uint32_t* __restrict__ idx, size_t items,
+                             float* sums, int* counts, bool vec_atomics,
+                             const DeviceState* state) {
+  constexpr int G = 32 / L;            // rows per warp step
+  constexpr int P = VecTraits<E>::kPerChunk;
+  constexpr int kSteps = 32 / G;       // steps per 32 items
+  constexpr int B = kSteps < kVecBatch ? kSteps : kVecBatch;
+  if (state != nullptr && state->stop) return;
+  const size_t warp_id =
+      (static_cast<size_t>(blockIdx.x) * kReduceThreads + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  const int g = lane / L;
+  const int c = lane % L;
+  const size_t begin = warp_id * kVecSlice;
+  if (begin >= items) return;
+  const size_t end = min(items, begin + kVecSlice);
+  const size_t dim = static_cast<size_t>(c) * P;
+  const bool active = dim < d;
+  const char* xb = static_cast<const char*>(x);
+  const size_t row_bytes = ld * (E == Elem::kF32 ? 4 : 2);
+  const size_t col_bytes = dim * (E == Elem::kF32 ? 4 : 2);
+
+  float acc[P];
+#pragma unroll
+  for (int e = 0; e < P; ++e) acc[e] = 0.f;
+  uint32_t cur = kNoKey;
+  int run = 0;
+  auto flush = [&]() {
+    if (active) {
+      float* s = sums + static_cast<size_t>(cur) * d + dim;
+#pragma unroll
+      for (int q = 0; q < P; q += 4) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (vec_atomics && dim + q + 4 <= d) {
+          atomicAdd(reinterpret_cast<float4*>(s + q),
+                    make_float4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3]));
+        } else
+#endif
+        {
+#pragma unroll
+          for (int e = q; e < q + 4; ++e) {
+            if (dim + e < d) atomicAdd(s + e, acc[e]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < P; ++e) acc[e] = 0.f;
+    if (c == 0) atomicAdd(counts + cur, run);
+    run = 0;
+  };
+
+  uint32_t nk = begin + lane < end ? keys[begin + lane] : kNoKey;
+  uint32_t ni = begin + lane < end ? idx[begin + lane] : 0u;
+  for (size_t base = begin; base < end; base += 32) {
+    const uint32_t my_key = nk, my_idx = ni;
+    const size_t nb = base + 32 + lane;
+    nk = kNoKey;  // past the slice: no row (never keep the last chunk's pair)
+    ni = 0u;
+    if (nb < end) { nk = keys[nb]; ni = idx[nb]; }
+#pragma unroll
+    for (int s0 = 0; s0 < kSteps; s0 += B) {
+      uint4 raw[B];
+      uint32_t kk[B];
+#pragma unroll
+      for (int s = 0; s < B; ++s) {
+        const int src = (s0 + s) * G + g;
+        kk[s] = __shfl_sync(0xffffffffu, my_key, src);
+        const uint32_t p = __shfl_sync(0xffffffffu, my_idx, src);
+        if (active && kk[s] != kNoKey) {
+          raw[s] = __ldg(reinterpret_cast<const uint4*>(
+              xb + static_cast<size_t>(p) * row_bytes + col_bytes));
+        } else {
+          raw[s] = make_uint4(0u, 0u, 0u, 0u);
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < B; ++s) {
+        if (kk[s] == kNoKey) continue;
+        if (kk[s] != cur) {
+          if (run > 0) flush();
+          cur = kk[s];
+        }
+        AddChunk<E>(raw[s], acc);
+        ++run;
+      }
+    }
+  }
+  if (run > 0) flush();
+}
+
 __global__ void cluster_stats_kernel(const int* counts, int k, int* donor,
                                      int* empties, const DeviceState* state) {
   if (state != nullptr && state->stop) return;
@@ -137,21 +272,32 @@ __global__ void cluster_stats_kernel(const int* counts, int k, int* donor,
     }
     empty += (v == 0);
   }
-  __shared__ int s_best[256], s_j[256], s_e[256];
-  s_best[threadIdx.x] = best;
-  s_j[threadIdx.x] = best_j;
-  s_e[threadIdx.x] = empty;
+  // Largest count, ties to the smaller index; warp then block reduction.
+  for (int off = 16; off > 0; off >>= 1) {
+    const int ob = __shfl_xor_sync(0xffffffffu, best, off);
+    const int oj = __shfl_xor_sync(0xffffffffu, best_j, off);
+    empty += __shfl_xor_sync(0xffffffffu, empty, off);
+    if (ob > best || (ob == best && oj < best_j)) { best = ob; best_j = oj; }
+  }
+  __shared__ int s_best[32], s_j[32], s_e[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) { s_best[warp] = best; s_j[warp] = best_j; s_e[warp] = empty; }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int t = 1; t < blockDim.x; ++t) {
-      if (s_best[t] > best || (s_best[t] == best && s_j[t] < best_j)) {
-        best = s_best[t];
-        best_j = s_j[t];
-      }
-      empty += s_e[t];
+  if (warp == 0) {
+    const int nw = blockDim.x >> 5;
+    best = lane < nw ? s_best[lane] : -1;
+    best_j = lane < nw ? s_j[lane] : INT_MAX;
+    empty = lane < nw ? s_e[lane] : 0;
+    for (int off = 16; off > 0; off >>= 1) {
+      const int ob = __shfl_xor_sync(0xffffffffu, best, off);
+      const int oj = __shfl_xor_sync(0xffffffffu, best_j, off);
+      empty += __shfl_xor_sync(0xffffffffu, empty, off);
+      if (ob > best || (ob == best && oj < best_j)) { best = ob; best_j = oj; }
     }
-    donor[b] = best_j;
-    if (empties != nullptr) empties[b] = empty;
+    if (lane == 0) {
+      donor[b] = best_j;
+      if (empties != nullptr) empties[b] = empty;
+    }
   }
 }
 
@@ -242,7 +388,7 @@ __global__ void reseed_empty_kernel(int* counts, float* sums, int k,
                                     const uint32_t* idx_sorted, size_t items,
                                     float* dist, const void* x, Elem elem,
                                     size_t ld, uint32_t* labels, int* empties,
-                                    const DeviceState* state) {
+                                    int* donor, const DeviceState* state) {
   if (state != nullptr && state->stop) return;
   const int b = blockIdx.x;
   int* cnt = counts + static_cast<size_t>(b) * k;
@@ -333,6 +479,8 @@ __global__ void reseed_empty_kernel(int* counts, float* sums, int k,
     __syncthreads();
   }
   if (threadIdx.x == 0 && empties != nullptr) empties[b] = reseeded;
+  // The fullest cluster after re-seeding (what cluster_stats would find).
+  if (threadIdx.x == 0 && donor != nullptr) donor[b] = s_largest;
 }
 
 __global__ void load_centroids_kernel(float* master, int batch, int k,
@@ -408,12 +556,68 @@ Status SortByCluster(const uint32_t* labels, uint32_t* keys_out,
   return Status::OK();
 }
 
+static bool VecReduceEnabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("QUIVER_REDUCE");
+    return env == nullptr || std::strcmp(env, "v1") != 0;
+  }();
+  return on;
+}
+
+template <Elem E>
+static void LaunchVec(int lanes, unsigned blocks, const void* x, size_t ld, size_t d,
+               const uint32_t* keys, const uint32_t* idx, size_t items,
+               float* sums, int* counts, bool vec_atomics,
+               const DeviceState* state, cudaStream_t stream) {
+#define QUIVER_VEC_CASE(L)                                                    \
+  case L:                                                                     \
+    reduce_sorted_vec_kernel<E, L><<<blocks, kReduceThreads, 0, stream>>>(    \
+        x, ld, d, keys, idx, items, sums, counts, vec_atomics, state);        \
+    break;
+  switch (lanes) {
+    QUIVER_VEC_CASE(4)
+    QUIVER_VEC_CASE(8)
+    QUIVER_VEC_CASE(16)
+    QUIVER_VEC_CASE(32)
+  }
+#undef QUIVER_VEC_CASE
+}
+
 Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
                           const uint32_t* keys_sorted,
                           const uint32_t* idx_sorted, size_t items,
                           float* sums, int* counts, const DeviceState* state,
                           cudaStream_t stream) {
   if (items == 0) return Status::OK();
+  const size_t esize = elem == Elem::kF32 ? 4 : 2;
+  const size_t per_chunk = 16 / esize;
+  const size_t chunks = CeilDiv(d, per_chunk);
+  if (VecReduceEnabled() && chunks <= 32 && (ld * esize) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    int lanes = 4;
+    while (static_cast<size_t>(lanes) < chunks) lanes *= 2;
+    const size_t warps = CeilDiv(items, static_cast<size_t>(kVecSlice));
+    const unsigned blocks =
+        static_cast<unsigned>(CeilDiv(warps * 32, kReduceThreads));
+    const bool vec_atomics =
+        d % 4 == 0 && reinterpret_cast<uintptr_t>(sums) % 16 == 0;
+    switch (elem) {
+      case Elem::kF32:
+        LaunchVec<Elem::kF32>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+                              items, sums, counts, vec_atomics, state, stream);
+        break;
+      case Elem::kF16:
+        LaunchVec<Elem::kF16>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+                              items, sums, counts, vec_atomics, state, stream);
+        break;
+      case Elem::kBf16:
+        LaunchVec<Elem::kBf16>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+                               items, sums, counts, vec_atomics, state, stream);
+        break;
+    }
+    QUIVER_CUDA_LAUNCH_CHECK();
+    return Status::OK();
+  }
   const size_t warps = CeilDiv(items, kItemsPerWarp);
   const unsigned blocks =
       static_cast<unsigned>(CeilDiv(warps * 32, kReduceThreads));
@@ -438,7 +642,7 @@ Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
 Status LaunchClusterStats(const int* counts, int batch, int k, int* donor,
                           int* empties, const DeviceState* state,
                           cudaStream_t stream) {
-  cluster_stats_kernel<<<batch, 256, 0, stream>>>(counts, k, donor, empties,
+  cluster_stats_kernel<<<batch, 1024, 0, stream>>>(counts, k, donor, empties,
                                                   state);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
@@ -476,11 +680,12 @@ Status LaunchReseedEmpty(int* counts, float* sums, int batch, int k, size_t n,
                          size_t d, const uint32_t* keys_sorted,
                          const uint32_t* idx_sorted, float* dist,
                          const void* x, Elem elem, size_t ld, uint32_t* labels,
-                         int* empties, const DeviceState* state,
+                         int* empties, int* donor, const DeviceState* state,
                          cudaStream_t stream) {
   reseed_empty_kernel<<<batch, 1024, 0, stream>>>(
       counts, sums, k, n, d, keys_sorted, idx_sorted,
-      static_cast<size_t>(batch) * n, dist, x, elem, ld, labels, empties, state);
+      static_cast<size_t>(batch) * n, dist, x, elem, ld, labels, empties, donor,
+      state);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
 }
