@@ -2,12 +2,24 @@
 
 #include "storage/records.h"
 
+#include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "storage/records_generated.h"
 
 namespace quiver::storage {
 namespace {
+
+// FlatBuffers reads every scalar in place, so the buffer must be aligned
+// to its largest scalar (8 bytes: the ids). Misaligned bytes are copied
+// into `owner` and the copy is returned.
+std::string_view Aligned(std::string_view bytes, std::unique_ptr<uint64_t[]>* owner) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) return bytes;
+  owner->reset(new uint64_t[(bytes.size() + 7) / 8]);
+  std::memcpy(owner->get(), bytes.data(), bytes.size());
+  return std::string_view(reinterpret_cast<const char*>(owner->get()), bytes.size());
+}
 
 template <typename T>
 Status VerifyRoot(std::string_view bytes, const char* what, const T** out) {
@@ -60,6 +72,8 @@ std::string EncodeDbMeta(const DbMeta& meta) {
 }
 
 Status DecodeDbMeta(std::string_view bytes, DbMeta* meta) {
+  std::unique_ptr<uint64_t[]> owner;
+  bytes = Aligned(bytes, &owner);
   const fb::DbMeta* m = nullptr;
   Status s = VerifyRoot(bytes, "metadata", &m);
   if (!s.ok()) return s;
@@ -95,6 +109,8 @@ std::string EncodeVectorRecord(uint64_t id, std::span<const float> vec,
 }
 
 Status DecodeVectorRecord(std::string_view bytes, VectorRecordView* view) {
+  view->aligned_copy.reset();
+  bytes = Aligned(bytes, &view->aligned_copy);
   const fb::VectorRecord* r = nullptr;
   Status s = VerifyRoot(bytes, "vector", &r);
   if (!s.ok()) return s;
@@ -124,6 +140,8 @@ std::string EncodeIndexRecord(const IndexRecord& rec) {
 }
 
 Status DecodeIndexRecord(std::string_view bytes, IndexRecord* rec) {
+  std::unique_ptr<uint64_t[]> owner;
+  bytes = Aligned(bytes, &owner);
   const fb::IndexRecord* r = nullptr;
   Status s = VerifyRoot(bytes, "index", &r);
   if (!s.ok()) return s;

@@ -9,6 +9,7 @@
 #define QUIVER_STORAGE_RECORDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,14 +33,16 @@ struct DbMeta {
   uint32_t target_partition_size = 0;  // 0: not recorded
 };
 
-// A decoded vector record; points into the decoded bytes. The floats are
-// reached through CopyVector() because a RocksDB value carries no alignment
-// guarantee.
+// A decoded vector record. It points into the decoded bytes, or into its
+// own aligned copy of them when they were not 8-byte aligned (FlatBuffers
+// reads scalars in place; a RocksDB value carries no alignment guarantee).
+// Valid while both the bytes and the view live.
 struct VectorRecordView {
   uint64_t id = 0;
   const void* vector_data = nullptr;
   uint32_t dim = 0;
   std::string_view payload;
+  std::unique_ptr<uint64_t[]> aligned_copy;  // set when the bytes were copied
 
   void CopyVector(float* out) const;
   std::vector<float> Vector() const;
