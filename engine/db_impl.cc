@@ -84,9 +84,8 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
       meta.target_partition_size = options.target_partition_size;
       s = store->WriteMeta(meta);
     }
-    if (!s.ok()) return Status(s.IsInvalidArgument()
-                                   ? Status::InvalidArgument(path + ": " + std::string(s.message()))
-                                   : s);
+    if (s.IsInvalidArgument()) return Status::InvalidArgument(path + ": " + std::string(s.message()));
+    if (!s.ok()) return s;
     if (options.dim != 0 && options.dim != meta.dim) {
       return Status::InvalidArgument(
           path + " holds vectors of dimension " + std::to_string(meta.dim) +
@@ -184,23 +183,21 @@ Status DBImpl::Recover() {
   return Status::OK();
 }
 
-Status DBImpl::CheckVector(std::span<const float> vec, const char* what) const {
+Status DBImpl::CheckVector(std::span<const float> vec) const {
   if (vec.size() != dim_) {
-    return Status::InvalidArgument(std::string(what) + " has dimension " +
-                                   std::to_string(vec.size()) + ", the DB holds dimension " +
-                                   std::to_string(dim_));
+    return Status::InvalidArgument("has dimension " + std::to_string(vec.size()) +
+                                   ", the DB holds dimension " + std::to_string(dim_));
   }
   double norm = 0.0;
   for (size_t i = 0; i < vec.size(); ++i) {
     if (!std::isfinite(vec[i])) {
-      return Status::InvalidArgument(std::string(what) + " component " + std::to_string(i) +
-                                     " is " + (std::isnan(vec[i]) ? "NaN" : "infinite"));
+      return Status::InvalidArgument("component " + std::to_string(i) + " is " +
+                                     (std::isnan(vec[i]) ? "NaN" : "infinite"));
     }
     norm += static_cast<double>(vec[i]) * vec[i];
   }
   if (metric_ == Metric::kCosine && norm == 0.0) {
-    return Status::InvalidArgument(std::string(what) +
-                                   " is all zeros, which has no direction under cosine");
+    return Status::InvalidArgument("is all zeros, which has no direction under cosine");
   }
   return Status::OK();
 }
@@ -232,12 +229,13 @@ Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
   for (size_t i = 0; i < batch->ops().size(); ++i) {
     const auto& op = batch->ops()[i];
     if (op.type != WriteBatch::OpType::kPut) continue;
-    Status s = CheckVector(op.vector, ("vector of id " + std::to_string(op.id)).c_str());
+    Status s = CheckVector(op.vector);
     if (!s.ok()) {
-      return batch->Count() == 1
-                 ? s
-                 : Status::InvalidArgument("batch operation " + std::to_string(i) + ": " +
-                                           std::string(s.message()));
+      // The subject is named only on failure: no string is built per vector.
+      const std::string what = "vector of id " + std::to_string(op.id) + " " +
+                               std::string(s.message());
+      return Status::InvalidArgument(
+          batch->Count() == 1 ? what : "batch operation " + std::to_string(i) + ": " + what);
     }
   }
   bool train_due = false;
@@ -519,9 +517,11 @@ Status DBImpl::CheckSearch(const SearchOptions& options, std::span<const float> 
                       std::to_string(nq) + " x " + std::to_string(dim_));
   }
   for (size_t i = 0; i < nq; ++i) {
-    Status s = CheckVector(queries.subspan(i * dim_, dim_),
-                           nq == 1 ? "query" : ("query " + std::to_string(i)).c_str());
-    if (!s.ok()) return s;
+    Status s = CheckVector(queries.subspan(i * dim_, dim_));
+    if (!s.ok()) {
+      return Status::InvalidArgument((nq == 1 ? "query " : "query " + std::to_string(i) + " ") +
+                                     std::string(s.message()));
+    }
   }
   params->k = options.k;
   params->nprobe = options.nprobe != 0 ? options.nprobe : options_.default_nprobe;

@@ -78,7 +78,9 @@ class DBImpl final : public DB {
 
   // Rebuilds the index from the latest index record and every vector.
   Status Recover();
-  Status CheckVector(std::span<const float> vec, const char* what) const;
+  // OK, or InvalidArgument saying what is wrong with `vec` (a predicate such
+  // as "has dimension 3, ..."; the caller names the subject).
+  Status CheckVector(std::span<const float> vec) const;
   Status CheckSearch(const SearchOptions& options, std::span<const float> queries,
                      size_t nq, index::SearchParams* params) const;
   // Commits and applies `batch`; sets *train_due when the flat index has
