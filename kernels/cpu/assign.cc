@@ -89,6 +89,28 @@ size_t BlockPoints(size_t n, size_t d) {
   return std::max(kMR, std::min(mb, per8));
 }
 
+// Runs fn(b0, b1, scratch) for the blocks [b0, b1) of BlockPoints(n, d)
+// points that cover [0, n), in parallel on oneTBB. `scratch` is one
+// BlockScratch per task, reused by the blocks it runs (a null void* where
+// there is no x86 path).
+template <typename Fn>
+void ForEachPointBlock(size_t n, size_t d, Fn&& fn) {
+  const size_t mb = BlockPoints(n, d);
+  const size_t blocks = (n + mb - 1) / mb;
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks, 1),
+                    [&](const tbb::blocked_range<size_t>& r) {
+#if QUIVER_X86
+                      BlockScratch scratch;
+                      BlockScratch* sp = &scratch;
+#else
+                      void* sp = nullptr;
+#endif
+                      for (size_t b = r.begin(); b < r.end(); ++b) {
+                        fn(b * mb, std::min(n, b * mb + mb), sp);
+                      }
+                    });
+}
+
 float FinalDistance(Metric metric, float value, float x_norm) {
   if (metric == Metric::kL2) return std::max(0.0f, x_norm + value);
   return value;
@@ -211,27 +233,16 @@ void AssignNearest(Metric metric, const float* x, size_t n, const float* c,
   }
   Packed pk;
   Pack(metric, c, c_norms_sqr, k, d, &pk);
-  const size_t mb = BlockPoints(n, d);
-  const size_t blocks = (n + mb - 1) / mb;
   const bool avx2 = simd::UseAvx2();
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, blocks, 1),
-      [&](const tbb::blocked_range<size_t>& r) {
+  ForEachPointBlock(n, d, [&](size_t b0, size_t b1, auto* scratch) {
 #if QUIVER_X86
-        BlockScratch scratch;
+    if (avx2) {
+      AssignBlockAvx2(metric, pk, x, b0, b1, scratch, labels, dists);
+      return;
+    }
 #endif
-        for (size_t b = r.begin(); b < r.end(); ++b) {
-          const size_t b0 = b * mb;
-          const size_t b1 = std::min(n, b0 + mb);
-#if QUIVER_X86
-          if (avx2) {
-            AssignBlockAvx2(metric, pk, x, b0, b1, &scratch, labels, dists);
-            continue;
-          }
-#endif
-          AssignBlockScalar(metric, pk, x, c, b0, b1, labels, dists);
-        }
-      });
+    AssignBlockScalar(metric, pk, x, c, b0, b1, labels, dists);
+  });
 }
 
 void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
@@ -349,44 +360,33 @@ void NearestTwoL2(const float* x, size_t d, const uint32_t* rows, size_t m,
   if (m == 0) return;
   Packed pk;
   Pack(Metric::kL2, c, c_norms_sqr, k, d, &pk);
-  const size_t mb = BlockPoints(m, d);
-  const size_t blocks = (m + mb - 1) / mb;
   const bool avx2 = simd::UseAvx2();
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, blocks, 1),
-      [&](const tbb::blocked_range<size_t>& r) {
+  ForEachPointBlock(m, d, [&](size_t b0, size_t b1, auto* scratch) {
 #if QUIVER_X86
-        BlockScratch scratch;
+    if (avx2) {
+      NearestTwoBlockAvx2(pk, x, rows, b0, b1, scratch, labels, best, second);
+      return;
+    }
 #endif
-        for (size_t b = r.begin(); b < r.end(); ++b) {
-          const size_t b0 = b * mb;
-          const size_t b1 = std::min(m, b0 + mb);
-#if QUIVER_X86
-          if (avx2) {
-            NearestTwoBlockAvx2(pk, x, rows, b0, b1, &scratch, labels, best, second);
-            continue;
-          }
-#endif
-          for (size_t t = b0; t < b1; ++t) {
-            const float* xi = x + (rows != nullptr ? rows[t] : t) * d;
-            float b1v = kInf, b2v = kInf;
-            uint32_t id = 0;
-            for (size_t j = 0; j < k; ++j) {
-              const float v = pk.bias[j] - 2.0f * simd::DotScalar(xi, c + j * d, d);
-              if (v < b1v) {
-                b2v = b1v;
-                b1v = v;
-                id = static_cast<uint32_t>(j);
-              } else if (v < b2v) {
-                b2v = v;
-              }
-            }
-            labels[t] = id;
-            best[t] = b1v;
-            second[t] = b2v;
-          }
+    for (size_t t = b0; t < b1; ++t) {
+      const float* xi = x + (rows != nullptr ? rows[t] : t) * d;
+      float b1v = kInf, b2v = kInf;
+      uint32_t id = 0;
+      for (size_t j = 0; j < k; ++j) {
+        const float v = pk.bias[j] - 2.0f * simd::DotScalar(xi, c + j * d, d);
+        if (v < b1v) {
+          b2v = b1v;
+          b1v = v;
+          id = static_cast<uint32_t>(j);
+        } else if (v < b2v) {
+          b2v = v;
         }
-      });
+      }
+      labels[t] = id;
+      best[t] = b1v;
+      second[t] = b2v;
+    }
+  });
 }
 
 void GroupedTop2L2(const float* x, size_t d, const uint32_t* rows, size_t m,
