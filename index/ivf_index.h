@@ -142,11 +142,8 @@ class IvfIndex {
     return current_.Load();
   }
 
-  // The k nearest live vectors to prepared query q, closest first.
-  void Search(const float* q, const SearchParams& params,
-              std::vector<Neighbor>* out) const;
-
-  // Searches nq prepared queries (row-major) in parallel.
+  // The k nearest live vectors to each of nq prepared queries (row-major),
+  // closest first, searched in parallel.
   void SearchBatch(const float* queries, size_t nq, const SearchParams& params,
                    std::vector<std::vector<Neighbor>>* out) const;
 

@@ -54,13 +54,6 @@ void IvfIndex::SearchIn(const IndexVersion& v, const float* q,
   for (const auto& e : best) out->push_back(Neighbor{e.id, e.distance});
 }
 
-void IvfIndex::Search(const float* q, const SearchParams& params,
-                      std::vector<Neighbor>* out) const {
-  std::vector<std::vector<Neighbor>> results;
-  SearchBatch(q, 1, params, &results);
-  *out = std::move(results[0]);
-}
-
 void IvfIndex::SearchBatch(const float* queries, size_t nq,
                            const SearchParams& params,
                            std::vector<std::vector<Neighbor>>* out) const {
