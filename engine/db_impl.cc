@@ -13,6 +13,7 @@
 #include "kernels/cpu/assign.h"
 #include "quiver/kmeans.h"
 #include "quiver/write_batch.h"
+#include "storage/handover.h"
 #include "storage/records.h"
 
 namespace quiver {
@@ -37,16 +38,27 @@ Status DB::Open(const Options& options, const std::string& path,
                 std::unique_ptr<DB>* db) {
   if (db == nullptr) return Status::InvalidArgument("DB::Open: db is null");
   db->reset();
-  return DBImpl::OpenImpl(options, path, db);
+  return DBImpl::OpenImpl(options, path, /*secondary_path=*/"", db);
+}
+
+Status DB::OpenAsSecondary(const Options& options, const std::string& path,
+                           const std::string& secondary_path, std::unique_ptr<DB>* db) {
+  if (db == nullptr) return Status::InvalidArgument("DB::OpenAsSecondary: db is null");
+  db->reset();
+  if (secondary_path.empty()) {
+    return Status::InvalidArgument("a secondary instance needs a directory of its own");
+  }
+  return DBImpl::OpenImpl(options, path, secondary_path, db);
 }
 
 Status DBImpl::OpenImpl(const Options& options, const std::string& path,
-                        std::unique_ptr<DB>* db) {
+                        const std::string& secondary_path, std::unique_ptr<DB>* db) {
   Status s = ValidateOptions(options);
   if (!s.ok()) return s;
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec);
-  if (!exists && options.dim == 0 && options.create_if_missing && !options.read_only) {
+  const bool read_only = options.read_only || !secondary_path.empty();
+  if (!exists && options.dim == 0 && options.create_if_missing && !read_only) {
     return Status::InvalidArgument("creating a DB needs Options::dim >= 1");
   }
 
@@ -54,6 +66,7 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
   so.create_if_missing = options.create_if_missing;
   so.error_if_exists = options.error_if_exists;
   so.read_only = options.read_only;
+  so.secondary_path = secondary_path;
   std::unique_ptr<storage::Store> store;
   bool created = false;
   s = storage::Store::Open(so, path, &store, &created);
@@ -116,7 +129,12 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
       new DBImpl(effective, std::move(store), meta.dim, meta.metric));
   s = impl->Recover();
   if (!s.ok()) return s;
-  if (options.background_maintenance && !options.read_only) {
+  if (!read_only) {
+    // A hand-over left by a crash (of this process or of the requester's
+    // wait) is finished now, before anyone writes.
+    impl->ApplyHandovers();
+  }
+  if (options.background_maintenance && !read_only) {
     DBImpl* raw = impl.get();
     impl->maintainer_ = std::thread([raw] { raw->MaintainerLoop(); });
   }
@@ -175,11 +193,15 @@ Status DBImpl::Recover() {
                            nullptr, rec.num_centroids, dim_, assignments.data(),
                            distances.data());
   }
+  handover_id_ = trained ? rec.handover_id : 0;
   index_.Publish(index_.Build(trained ? rec.epoch : 0,
                               trained ? std::move(rec.centroids) : std::vector<float>(), ids,
                               vectors, assignments, distances));
-  // Drift is measured from here: the index as reopened is the baseline.
-  epoch_distortion_ = ids.empty() ? 0.0 : index_.distortion_sum() / ids.size();
+  // Drift is measured against the epoch's training (records written before
+  // it was stored: against the index as reopened).
+  epoch_distortion_ = trained && rec.epoch_distortion > 0 ? rec.epoch_distortion
+                      : ids.empty()                       ? 0.0
+                                                          : index_.distortion_sum() / ids.size();
   return Status::OK();
 }
 
@@ -248,8 +270,11 @@ Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
     // Maintenance is off: train once, here, without blocking other writers.
     // The write is already durable; a failed training leaves the flat index
     // and is retried by the next write.
-    (void)Recluster(/*partitions=*/0, options_.kmeans_iterations, options_.device,
-                    /*max_threads=*/0, {}, /*only_if_flat=*/true);
+    ReclusterPlan plan;
+    plan.iterations = options_.kmeans_iterations;
+    plan.device = options_.device;
+    plan.only_if_flat = true;
+    (void)Recluster(plan);
   }
   return Status::OK();
 }
@@ -312,26 +337,49 @@ uint32_t DBImpl::MaintenanceThreads() const {
   return std::max(1u, std::thread::hardware_concurrency() / 2);
 }
 
-Status DBImpl::Recluster(uint32_t partitions, int iterations, Device device,
-                         uint32_t max_threads,
-                         const std::function<bool(const ReindexProgress&)>& progress,
-                         bool only_if_flat) {
-  if (max_threads == 0) {
-    return ReclusterUnbounded(partitions, iterations, device, progress, only_if_flat);
-  }
-  // Everything the re-clustering runs on oneTBB stays inside this arena.
+Status RunBounded(uint32_t max_threads, const std::function<Status()>& fn) {
+  if (max_threads == 0) return fn();
   tbb::task_arena arena(static_cast<int>(max_threads));
   Status s;
-  arena.execute(
-      [&] { s = ReclusterUnbounded(partitions, iterations, device, progress, only_if_flat); });
+  arena.execute([&] { s = fn(); });
   return s;
 }
 
-Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device device,
-                                  const std::function<bool(const ReindexProgress&)>& progress,
-                                  bool only_if_flat) {
+Status DBImpl::Recluster(const ReclusterPlan& plan) {
+  return RunBounded(plan.max_threads, [&] { return ReclusterUnbounded(plan); });
+}
+
+Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors,
+                              size_t n, size_t k, const std::vector<float>& warm,
+                              uint64_t epoch, std::vector<float>* centroids) {
+  KMeansOptions ko;
+  ko.max_iterations = plan.iterations;
+  ko.tolerance = 1e-4;
+  ko.seed = 1234 + epoch;
+  // Prepared cosine vectors are unit length: spherical k-means over them.
+  ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
+  ko.device = plan.device;
+  if (warm.size() == k * dim_) {
+    ko.init = KMeansInit::kGiven;  // warm start from the serving centroids
+    ko.initial_centroids = warm.data();
+  }
+  ko.progress = [&](const KMeansIterationInfo& info) {
+    if (stopping_.load()) return false;
+    return !plan.progress ||
+           plan.progress({"kmeans", static_cast<uint64_t>(info.iteration + 1),
+                          static_cast<uint64_t>(plan.iterations)});
+  };
+  KMeansResult res;
+  Status s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  if (!s.ok()) return s;
+  *centroids = std::move(res.centroids);
+  return Status::OK();
+}
+
+Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   std::lock_guard global(global_mu_);
   const auto start = std::chrono::steady_clock::now();
+  const auto& progress = plan.progress;
 
   // 1. Snapshot the live vectors and start logging the writes that follow.
   std::vector<uint64_t> ids;
@@ -340,10 +388,10 @@ Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device de
   uint64_t epoch = 0;
   {
     std::lock_guard lock(write_mu_);
-    if (only_if_flat && !index_.Current()->flat()) return Status::OK();
+    if (plan.only_if_flat && !index_.Current()->flat()) return Status::OK();
     index_.CollectLive(&ids, &vectors);
     epoch = index_.Current()->epoch;
-    warm = index_.Current()->centroids;
+    if (plan.given == nullptr) warm = index_.Current()->centroids;
     recording_ = true;
     op_log_.clear();
   }
@@ -362,29 +410,20 @@ Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device de
   if (progress && !progress({"gather", n, n})) return Status::Aborted("reindex aborted");
   Status s = Hook("snapshot");
   if (!s.ok()) return s;
-  if (n == 0) return Status::OK();
-  const size_t k = std::min<size_t>(partitions != 0 ? partitions : PartitionsFor(n), n);
+  if (n == 0 && plan.given == nullptr) return Status::OK();
 
-  // 2. k-means, off the lock: writers and searches go on.
-  KMeansOptions ko;
-  ko.max_iterations = iterations;
-  ko.tolerance = 1e-4;
-  ko.seed = 1234 + epoch;
-  // Prepared cosine vectors are unit length: spherical k-means over them.
-  ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
-  ko.device = device;
-  if (warm.size() == k * dim_) {
-    ko.init = KMeansInit::kGiven;  // warm start from the serving centroids
-    ko.initial_centroids = warm.data();
+  // 2. k-means (or the handed-over centroids), off the lock: writers and
+  // searches go on.
+  std::vector<float> centroids;
+  size_t k = 0;
+  if (plan.given != nullptr) {
+    centroids = plan.given->centroids;
+    k = plan.given->num_centroids;
+  } else {
+    k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
+    s = TrainCentroids(plan, vectors, n, k, warm, epoch, &centroids);
+    if (!s.ok()) return s;
   }
-  ko.progress = [&](const KMeansIterationInfo& info) {
-    if (stopping_.load()) return false;
-    return !progress || progress({"kmeans", static_cast<uint64_t>(info.iteration + 1),
-                                  static_cast<uint64_t>(iterations)});
-  };
-  KMeansResult res;
-  s = KMeans(ko, vectors.data(), n, dim_, k, &res);
-  if (!s.ok()) return s;
   s = Hook("kmeans");
   if (!s.ok()) return s;
 
@@ -392,12 +431,12 @@ Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device de
   // final centroid (k-means reports the assignment before its last update).
   std::vector<uint32_t> labels(n);
   std::vector<float> dists(n);
-  kernels::AssignNearest(metric_, vectors.data(), n, res.centroids.data(), nullptr, k, dim_,
-                         labels.data(), dists.data());
+  if (n > 0) {
+    kernels::AssignNearest(metric_, vectors.data(), n, centroids.data(), nullptr, k, dim_,
+                           labels.data(), dists.data());
+  }
   if (progress && !progress({"assign", n, n})) return Status::Aborted("reindex aborted");
-  std::vector<float> centroids = res.centroids;
-  index::IndexState next =
-      index_.Build(epoch + 1, std::move(res.centroids), ids, vectors, labels, dists);
+  index::IndexState next = index_.Build(epoch + 1, centroids, ids, vectors, labels, dists);
   ids.clear();
   vectors.clear();
   s = Hook("build");
@@ -424,6 +463,9 @@ Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device de
   rec.num_centroids = static_cast<uint32_t>(k);
   rec.centroids = std::move(centroids);
   rec.trained_on = n;
+  rec.handover_id = plan.given != nullptr ? plan.given->handover_id : handover_id_;
+  rec.epoch_distortion = next.locations.empty() ? 0.0
+                                                : next.distortion_sum / next.locations.size();
   storage::Store::Batch sb(store_.get());
   sb.PutIndex(rec);
   sb.DeleteIndexBelow(rec.epoch);
@@ -434,10 +476,10 @@ Status DBImpl::ReclusterUnbounded(uint32_t partitions, int iterations, Device de
     if (!s.ok()) return s;
   }
   if (progress) (void)progress({"persist", 1, 1});
-  const size_t live = next.locations.size();
-  epoch_distortion_ = live ? next.distortion_sum / live : 0.0;
+  epoch_distortion_ = rec.epoch_distortion;
   written_since_epoch_ = 0;
   changed_since_epoch_ = 0;
+  handover_id_ = rec.handover_id;
   split_refused_.clear();
   index_.Publish(std::move(next));
   if (epoch_switch_hook_) (void)epoch_switch_hook_("swap");
@@ -459,6 +501,8 @@ Status DBImpl::PersistCentroidsLocked(bool sync) {
   rec.num_centroids = static_cast<uint32_t>(v->partitions.size());
   rec.centroids = v->centroids;
   rec.trained_on = index_.size();
+  rec.handover_id = handover_id_;
+  rec.epoch_distortion = epoch_distortion_;
   storage::Store::Batch sb(store_.get());
   sb.PutIndex(rec);
   return store_->Commit(&sb, sync);
@@ -468,12 +512,16 @@ Status DBImpl::Reindex(const ReindexOptions& options,
                        std::function<bool(const ReindexProgress&)> progress) {
   std::shared_lock close_lock(close_mu_);
   if (closed_) return Status::InvalidArgument("the DB is closed");
-  if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
   if (options.iterations < 0) return Status::InvalidArgument("iterations must be >= 0");
-  const int iterations = options.iterations != 0 ? options.iterations : options_.kmeans_iterations;
-  const Device device = options.device != Device::kAuto ? options.device : options_.device;
-  return Recluster(options.partitions, iterations, device, options.max_threads, progress,
-                   /*only_if_flat=*/false);
+  ReclusterPlan plan;
+  plan.partitions = options.partitions;
+  plan.iterations = options.iterations != 0 ? options.iterations : options_.kmeans_iterations;
+  plan.device = options.device != Device::kAuto ? options.device : options_.device;
+  plan.max_threads = options.max_threads;
+  plan.progress = std::move(progress);
+  if (store_->secondary()) return ReindexOnSecondary(options, plan);
+  if (store_->read_only()) return Status::NotSupported("the DB is open read-only");
+  return Recluster(plan);
 }
 
 Status DBImpl::Get(const ReadOptions& options, uint64_t id, std::vector<float>* vec,
@@ -589,6 +637,10 @@ Stats DBImpl::GetStats() {
     st.imbalance = st.mean_partition_size > 0 ? st.max_partition_size / st.mean_partition_size : 0.0;
   }
   st.partition_sizes = std::move(is.partition_sizes);
+  {
+    std::shared_lock close_lock(close_mu_);
+    if (!closed_) st.storage_bytes = store_->DiskBytes();
+  }
   return st;
 }
 

@@ -29,14 +29,20 @@
 
 namespace quiver {
 
+// Runs fn with the oneTBB work it starts bounded to max_threads threads
+// (0: all cores).
+Status RunBounded(uint32_t max_threads, const std::function<Status()>& fn);
+
 class DBImpl final : public DB {
  public:
   // Upper bounds of SearchOptions that keep allocations bounded.
   static constexpr uint32_t kMaxK = 1 << 16;
   static constexpr uint32_t kMaxNprobe = 1 << 16;
 
+  // Opens a writer, a read-only instance, or (secondary_path non-empty) a
+  // secondary instance.
   static Status OpenImpl(const Options& options, const std::string& path,
-                         std::unique_ptr<DB>* db);
+                         const std::string& secondary_path, std::unique_ptr<DB>* db);
 
   ~DBImpl() override;
 
@@ -53,6 +59,8 @@ class DBImpl final : public DB {
   Status Reindex(const ReindexOptions& options,
                  std::function<bool(const ReindexProgress&)> progress) override;
   Stats GetStats() override;
+  Status Check(CheckReport* report) override;
+  Status TryCatchUpWithPrimary() override;
   Status WaitForMaintenance() override;
   Status Close() override;
 
@@ -76,8 +84,23 @@ class DBImpl final : public DB {
   DBImpl(const Options& options, std::unique_ptr<storage::Store> store,
          uint32_t dim, Metric metric);
 
+  // What one global re-clustering does (see Recluster).
+  struct ReclusterPlan {
+    uint32_t partitions = 0;  // 0: from target_partition_size
+    int iterations = 1;
+    Device device = Device::kAuto;
+    uint32_t max_threads = 0;  // CPU threads of the k-means; 0: all cores
+    std::function<bool(const ReindexProgress&)> progress;
+    bool only_if_flat = false;  // do nothing once the index is trained
+    // Centroids handed over by another process (storage/handover.h): no
+    // k-means runs, and the new epoch records given->handover_id.
+    const storage::IndexRecord* given = nullptr;
+  };
+
   // Rebuilds the index from the latest index record and every vector.
   Status Recover();
+  // Secondary: the store catches up with the writer, the index is rebuilt.
+  Status CatchUp();
   // OK, or InvalidArgument saying what is wrong with `vec` (a predicate such
   // as "has dimension 3, ..."; the caller names the subject).
   Status CheckVector(std::span<const float> vec) const;
@@ -86,20 +109,27 @@ class DBImpl final : public DB {
   // Commits and applies `batch`; sets *train_due when the flat index has
   // reached the training threshold and no maintainer will train it.
   Status WriteLocked(const WriteOptions& options, const WriteBatch& batch, bool* train_due);
-  // Clusters every live vector into `partitions` centroids (0: from
-  // target_partition_size) and swaps the
-  // new index in, without blocking writers: k-means and the new index are
-  // built beside the serving one from a snapshot; the writes made meanwhile
-  // are replayed before the swap; the new epoch is persisted (synced) just
-  // before it. With only_if_flat, does nothing once the index is trained.
+  // Clusters every live vector into plan.partitions centroids (or takes
+  // plan.given) and swaps the new index in, without blocking writers:
+  // k-means and the new index are built beside the serving one from a
+  // snapshot; the writes made meanwhile are replayed before the swap; the
+  // new epoch is persisted (synced) just before it.
   // REQUIRES: write_mu_ not held.
-  // max_threads bounds the CPU threads of the k-means (0: all cores).
-  Status Recluster(uint32_t partitions, int iterations, Device device, uint32_t max_threads,
-                   const std::function<bool(const ReindexProgress&)>& progress,
-                   bool only_if_flat);
-  Status ReclusterUnbounded(uint32_t partitions, int iterations, Device device,
-                            const std::function<bool(const ReindexProgress&)>& progress,
-                            bool only_if_flat);
+  Status Recluster(const ReclusterPlan& plan);
+  Status ReclusterUnbounded(const ReclusterPlan& plan);
+  // The k-means of a re-clustering over a snapshot of n prepared vectors,
+  // warm-started from `warm` when it holds k centroids.
+  Status TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors, size_t n,
+                        size_t k, const std::vector<float>& warm, uint64_t epoch,
+                        std::vector<float>* centroids);
+  // Reindex() of a secondary instance: k-means here, the epoch switch by
+  // the writer through a hand-over.
+  Status ReindexOnSecondary(const ReindexOptions& options, const ReclusterPlan& plan);
+  // The writer: applies the centroid hand-overs waiting in the DB's
+  // directory, oldest first. REQUIRES: write_mu_ not held.
+  void ApplyHandovers();
+  // OK when a handed-over centroid record fits this DB.
+  Status CheckHandedOver(const storage::IndexRecord& rec) const;
   uint32_t MaintenanceThreads() const;
   Status Hook(std::string_view step);
   uint32_t PartitionsFor(size_t n) const;
@@ -143,6 +173,7 @@ class DBImpl final : public DB {
   // with their live count then: retried only once they grow by a quarter.
   std::unordered_map<const void*, size_t> split_refused_;
   double epoch_distortion_ = 0.0;  // mean distance to centroid at the epoch
+  uint64_t handover_id_ = 0;       // last hand-over applied (IndexRecord::handover_id)
   index::MaintenanceCounters counters_;
   double maintenance_seconds_ = 0.0;
   std::function<Status(std::string_view)> epoch_switch_hook_;

@@ -139,6 +139,10 @@ bool DBImpl::GlobalDueLocked() const {
 }
 
 void DBImpl::MaintainOnce() {
+  // Centroids handed over by `quiver reindex` on a secondary instance come
+  // first: someone asked for them.
+  ApplyHandovers();
+
   // Local actions, one per lock acquisition so writers interleave.
   bool changed = false;
   while (!stopping_.load()) {
@@ -168,8 +172,12 @@ void DBImpl::MaintainOnce() {
       partitions = static_cast<uint32_t>(index_.Current()->partitions.size());
     }
   }
-  (void)Recluster(partitions, options_.kmeans_iterations, options_.device,
-                  MaintenanceThreads(), {}, /*only_if_flat=*/false);
+  ReclusterPlan plan;
+  plan.partitions = partitions;
+  plan.iterations = options_.kmeans_iterations;
+  plan.device = options_.device;
+  plan.max_threads = MaintenanceThreads();
+  (void)Recluster(plan);
 }
 
 }  // namespace quiver

@@ -74,6 +74,53 @@ void IvfIndex::CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vecto
   }
 }
 
+const float* IvfIndex::VectorOf(uint64_t id) const {
+  auto it = state_.locations.find(id);
+  if (it == state_.locations.end()) return nullptr;
+  return state_.version->partitions[it->second.partition]->Read().vector(it->second.slot);
+}
+
+std::vector<uint64_t> IvfIndex::CheckConsistency(
+    const std::function<void(std::string)>& problem) const {
+  const IndexVersion& v = *state_.version;
+  if (!v.flat() && v.centroids.size() != v.partitions.size() * dim_) {
+    problem("the index has " + std::to_string(v.partitions.size()) + " partitions and " +
+            std::to_string(v.centroids.size() / dim_) + " centroids");
+  }
+  std::vector<uint64_t> ids;
+  ids.reserve(state_.locations.size());
+  for (size_t p = 0; p < v.partitions.size(); ++p) {
+    Partition::View view = v.partitions[p]->Read();
+    for (size_t slot = 0; slot < view.size; ++slot) {
+      if (view.deleted(slot)) continue;
+      const uint64_t id = view.block->ids[slot];
+      ids.push_back(id);
+      auto it = state_.locations.find(id);
+      if (it == state_.locations.end()) {
+        problem("partition " + std::to_string(p) + " holds id " + std::to_string(id) +
+                " which the index does not list as live");
+      } else if (it->second.partition != p || it->second.slot != slot) {
+        problem("id " + std::to_string(id) + " is in partition " + std::to_string(p) +
+                " slot " + std::to_string(slot) + " but listed at partition " +
+                std::to_string(it->second.partition) + " slot " +
+                std::to_string(it->second.slot));
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 1; i < ids.size(); ++i) {
+    if (ids[i] == ids[i - 1] && (i + 1 == ids.size() || ids[i + 1] != ids[i])) {
+      problem("id " + std::to_string(ids[i]) + " is live in more than one partition slot");
+    }
+  }
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.size() != state_.locations.size()) {
+    problem("the index lists " + std::to_string(state_.locations.size()) +
+            " live ids but its partitions hold " + std::to_string(ids.size()));
+  }
+  return ids;
+}
+
 IndexState IvfIndex::Build(uint64_t epoch, std::vector<float> centroids,
                            const std::vector<uint64_t>& ids,
                            const std::vector<float>& vectors,

@@ -25,7 +25,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -114,6 +116,17 @@ class IvfIndex {
 
   // Copies every live vector (prepared form) and its id, in partition order.
   void CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vectors) const;
+
+  // The stored (prepared) vector of live `id`; null when it is not live.
+  const float* VectorOf(uint64_t id) const;
+
+  // Walks every slot of every partition of the serving version and checks
+  // the bookkeeping against it: each live id in exactly one partition, at
+  // the slot the id map says, the map holding nothing else, one centroid
+  // per partition. Calls problem() with a sentence per inconsistency and
+  // returns the live ids, sorted, without duplicates.
+  std::vector<uint64_t> CheckConsistency(
+      const std::function<void(std::string)>& problem) const;
 
   // Live vectors and tombstones per partition of the serving version.
   struct PartitionLoad {

@@ -135,7 +135,8 @@ std::string EncodeIndexRecord(const IndexRecord& rec) {
   auto c = fbb.CreateVector(rec.centroids);
   fbb.Finish(fb::CreateIndexRecord(fbb, kFormatVersion, rec.epoch, rec.dim,
                                    static_cast<uint8_t>(rec.metric),
-                                   rec.num_centroids, c, rec.trained_on));
+                                   rec.num_centroids, c, rec.trained_on,
+                                   rec.handover_id, rec.epoch_distortion));
   return Finish(fbb);
 }
 
@@ -161,6 +162,8 @@ Status DecodeIndexRecord(std::string_view bytes, IndexRecord* rec) {
   rec->centroids.resize(expected);
   std::memcpy(rec->centroids.data(), r->centroids()->Data(), expected * sizeof(float));
   rec->trained_on = r->trained_on();
+  rec->handover_id = r->handover_id();
+  rec->epoch_distortion = r->epoch_distortion();
   return Status::OK();
 }
 

@@ -55,6 +55,13 @@ struct IndexRecord {
   uint32_t num_centroids = 0;
   std::vector<float> centroids;
   uint64_t trained_on = 0;
+  // Id of the last centroid hand-over (see engine/handover.h) applied at or
+  // before this epoch; 0 when none. Tells a restarted DB that a hand-over
+  // file it finds was already committed.
+  uint64_t handover_id = 0;
+  // Mean distance of the vectors to their centroid when the epoch was
+  // trained: the baseline of the drift; 0 when unknown (older records).
+  double epoch_distortion = 0.0;
 };
 
 std::string EncodeDbMeta(const DbMeta& meta);

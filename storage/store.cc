@@ -97,8 +97,10 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
     return Status::InvalidArgument(path +
                                    " is a non-empty directory that holds no quiver DB");
   }
+  const bool secondary = !options.secondary_path.empty();
+  const bool read_only = options.read_only || secondary;
   if (!has_current) {
-    if (!options.create_if_missing || options.read_only) {
+    if (!options.create_if_missing || read_only) {
       return Status::NotFound(path + " holds no DB (create_if_missing is off)");
     }
   } else if (options.error_if_exists) {
@@ -135,15 +137,23 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status rs =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(dbo, path, cfs, &handles, &raw)
-          : rocksdb::DB::Open(dbo, path, cfs, &handles, &raw);
+  rocksdb::Status rs;
+  if (secondary) {
+    // A secondary keeps every table file open so that the writer's
+    // compactions cannot delete a file under it.
+    dbo.max_open_files = -1;
+    rs = rocksdb::DB::OpenAsSecondary(dbo, path, options.secondary_path, cfs, &handles, &raw);
+  } else if (options.read_only) {
+    rs = rocksdb::DB::OpenForReadOnly(dbo, path, cfs, &handles, &raw);
+  } else {
+    rs = rocksdb::DB::Open(dbo, path, cfs, &handles, &raw);
+  }
   if (!rs.ok()) return FromRocks(rs, "opening " + path);
 
   std::unique_ptr<Store> st(new Store());
   st->path_ = path;
-  st->read_only_ = options.read_only;
+  st->read_only_ = read_only;
+  st->secondary_ = secondary;
   st->db_.reset(raw);
   st->default_cf_ = handles[0];
   st->meta_cf_ = handles[1];
@@ -241,6 +251,40 @@ Status Store::LatestIndex(IndexRecord* rec) {
     return Status::Corruption("index record key does not match its epoch");
   }
   return Status::OK();
+}
+
+Status Store::ForEachIndex(const std::function<Status(uint64_t, std::string_view)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), index_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto epoch = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
+    if (!epoch) {
+      return Status::Corruption("index key of " + std::to_string(it->key().size()) +
+                                " bytes (expected 8)");
+    }
+    Status s = fn(*epoch, std::string_view(it->value().data(), it->value().size()));
+    if (!s.ok()) return s;
+  }
+  return FromRocks(it->status(), "scanning index records");
+}
+
+Status Store::VerifyChecksums() {
+  return FromRocks(db_->VerifyChecksum(), "verifying the checksums of " + path_);
+}
+
+Status Store::TryCatchUpWithPrimary() {
+  if (!secondary_) return Status::NotSupported("not a secondary instance");
+  return FromRocks(db_->TryCatchUpWithPrimary(), "catching up with the writer of " + path_);
+}
+
+uint64_t Store::DiskBytes() const {
+  namespace fs = std::filesystem;
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(path_, ec)) {
+    std::error_code fec;
+    if (e.is_regular_file(fec)) bytes += e.file_size(fec);
+  }
+  return bytes;
 }
 
 }  // namespace quiver::storage

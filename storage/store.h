@@ -37,6 +37,10 @@ class Store {
     bool create_if_missing = true;
     bool error_if_exists = false;
     bool read_only = false;
+    // Non-empty: open as a RocksDB secondary instance (read-only, follows
+    // the writer through TryCatchUpWithPrimary), keeping its own info log
+    // in this directory.
+    std::string secondary_path;
   };
 
   // Writes gathered for one atomic Commit().
@@ -93,17 +97,33 @@ class Store {
   // The index record of the highest epoch; NotFound when none exists.
   Status LatestIndex(IndexRecord* rec);
 
+  // Calls fn(epoch key, record bytes) for every index record, oldest first.
+  Status ForEachIndex(const std::function<Status(uint64_t, std::string_view)>& fn);
+
+  // Reads every block of every table file and checks its checksum.
+  Status VerifyChecksums();
+
+  // Secondary instances: applies the writer's changes made since the open
+  // or the last catch-up. NotSupported on other stores.
+  Status TryCatchUpWithPrimary();
+
+  // Bytes of the DB's files (tables, logs, manifest) on disk.
+  uint64_t DiskBytes() const;
+
   // Flushes memtables and closes RocksDB, releasing the lock.
   Status Close();
 
   const std::string& path() const { return path_; }
+  // Writes return NotSupported (read-only and secondary stores).
   bool read_only() const { return read_only_; }
+  bool secondary() const { return secondary_; }
 
  private:
   Store() = default;
 
   std::string path_;
   bool read_only_ = false;
+  bool secondary_ = false;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* vectors_cf_ = nullptr;

@@ -63,12 +63,25 @@ struct Stats {
   double drift = 0.0;            // mean_distortion / epoch_distortion - 1
   uint64_t written_since_epoch = 0;  // puts since the epoch
   uint64_t changed_since_epoch = 0;  // puts and deletes since the epoch
+  uint64_t storage_bytes = 0;    // the DB's files on disk
   std::vector<uint64_t> partition_sizes;  // live vectors per partition
+};
+
+// What DB::Check() examined and found.
+struct CheckReport {
+  uint64_t vectors = 0;        // vector records read and verified
+  uint64_t index_records = 0;  // centroid (index) records read and verified
+  uint32_t partitions = 0;     // partitions of the serving index walked
+  uint64_t problems_found = 0; // all problems, including those not listed
+  std::vector<std::string> problems;  // the first 100, each naming what is damaged
 };
 
 // What DB::Reindex reports while it runs.
 struct ReindexProgress {
-  std::string_view phase;  // "gather", "kmeans", "assign", "persist"
+  // "gather", "kmeans", "assign", "persist"; on a secondary instance
+  // "gather", "kmeans", then "handover" (done/total: seconds waited of the
+  // timeout) until the DB's holder has committed the new epoch.
+  std::string_view phase;
   uint64_t done = 0;
   uint64_t total = 0;
 };
@@ -82,6 +95,16 @@ class QUIVER_EXPORT DB {
   // process holds the DB open for writing; Corruption for damaged files.
   static Status Open(const Options& options, const std::string& path,
                      std::unique_ptr<DB>* db);
+
+  // Opens the DB at `path` as a secondary instance: read-only, alongside
+  // the process that holds it open for writing, seeing the data as of the
+  // open or the last TryCatchUpWithPrimary(). `secondary_path` is a
+  // directory of its own for the secondary's log files. Options::dim and
+  // metric are checked as by Open; read_only is implied; no maintenance
+  // runs. Reindex() on a secondary re-clusters without blocking the writer
+  // and hands the result over to it (see Reindex).
+  static Status OpenAsSecondary(const Options& options, const std::string& path,
+                                const std::string& secondary_path, std::unique_ptr<DB>* db);
 
   DB() = default;
   DB(const DB&) = delete;
@@ -126,11 +149,34 @@ class QUIVER_EXPORT DB {
   // and swapped in atomically. Searches go on meanwhile on the old index.
   // `progress` (may be empty) is called from the calling thread; returning
   // false aborts with Status::Aborted and leaves the old index in place.
+  //
+  // On a secondary instance (online re-clustering of a DB another process
+  // holds): catches up with the writer, runs the k-means over that
+  // snapshot, and hands the centroids over to the writer, which assigns
+  // every vector (the writes made meanwhile included) and commits the new
+  // epoch atomically, from its background maintainer within a fraction of
+  // a second (or at its next Open when its maintenance is off). Returns OK
+  // once that epoch is committed; Busy when the writer has not applied it
+  // within ReindexOptions::handover_timeout_seconds (the request stays and
+  // is applied later); Aborted when the writer rejected it.
   virtual Status Reindex(
       const ReindexOptions& options,
       std::function<bool(const ReindexProgress&)> progress = {}) = 0;
 
   virtual Stats GetStats() = 0;
+
+  // Verifies the DB end to end: the checksum of every block of every file;
+  // that the metadata, every centroid record and every vector record decode
+  // and match the DB's dimension and metric; that the serving index holds
+  // every stored vector in exactly one partition and nothing else.
+  // Corruption (the first problem; *report lists up to 100) when anything
+  // is wrong. Writers wait while it runs: a tool's job, not a hot path.
+  virtual Status Check(CheckReport* report) = 0;
+
+  // Secondary instances only (OpenAsSecondary): applies the writer's
+  // changes made since the open or the last call and rebuilds the index
+  // from them. NotSupported on other instances.
+  virtual Status TryCatchUpWithPrimary() = 0;
 
   // Blocks until the background maintainer has nothing left to do (no
   // split, merge, compaction or global re-clustering due). Returns at once

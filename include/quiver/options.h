@@ -141,6 +141,9 @@ struct ReindexOptions {
   Device device = Device::kAuto;
   // CPU threads the k-means may use; 0 means all cores.
   uint32_t max_threads = 0;
+  // Secondary instances: how long Reindex waits for the DB's writer to
+  // commit the handed-over centroids. Default 600 s.
+  double handover_timeout_seconds = 600.0;
 };
 
 }  // namespace quiver
