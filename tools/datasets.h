@@ -1,12 +1,14 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
-// Readers of the vector files the tools and benchmarks consume:
+// Whole-file loads of the vector files the tools and benchmarks consume,
+// as a Matrix:
 //   .fvecs          TEXMEX: per vector an int32 dimension, then d float32
 //   IDX (.gz)       the MNIST / Fashion-MNIST image format: big-endian
 //                   magic 0x00000803, counts, rows, cols, then uint8 pixels
-// Readers check headers before allocating: a hostile header (a dimension
-// of 2^31, a count larger than the file) is an InvalidArgument, never a
-// huge allocation.
+// They go through the streaming readers of tools/vector_file.h (which read
+// every other format too), so headers are checked before allocating: a
+// hostile header (a dimension of 2^31, a count larger than the file) is an
+// InvalidArgument, never a huge allocation.
 
 #ifndef QUIVER_TOOLS_DATASETS_H_
 #define QUIVER_TOOLS_DATASETS_H_
