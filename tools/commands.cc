@@ -20,6 +20,8 @@ int RunQuiverTool(int argc, char** argv) {
   AddDeleteCommand(app, &run);
   AddStatsCommand(app, &run);
   AddReindexCommand(app, &run);
+  AddCheckCommand(app, &run);
+  AddBenchCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

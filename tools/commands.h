@@ -32,6 +32,8 @@ void AddGetCommand(CLI::App& app, CommandRunner* run);
 void AddDeleteCommand(CLI::App& app, CommandRunner* run);
 void AddStatsCommand(CLI::App& app, CommandRunner* run);
 void AddReindexCommand(CLI::App& app, CommandRunner* run);
+void AddCheckCommand(CLI::App& app, CommandRunner* run);
+void AddBenchCommand(CLI::App& app, CommandRunner* run);
 
 // Parses argv, runs the chosen command and returns the process exit code.
 int RunQuiverTool(int argc, char** argv);

@@ -38,6 +38,7 @@ ProgressBar::~ProgressBar() {
 }
 
 void ProgressBar::Update(uint64_t done) {
+  done_ = done;
   const auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -54,6 +55,12 @@ void ProgressBar::Update(uint64_t done) {
 void ProgressBar::Finish() {
   if (finished_) return;
   Draw(total_, true);
+  finished_ = true;
+}
+
+void ProgressBar::Stop() {
+  if (finished_) return;
+  Draw(done_, true);
   finished_ = true;
 }
 
@@ -85,9 +92,14 @@ Status ReindexWithProgress(DB* db, const ReindexOptions& options) {
   std::string phase;
   Status s = db->Reindex(options, [&](const ReindexProgress& p) {
     if (p.phase != phase) {
+      if (bar && phase == "handover") bar->Stop();  // answered before the timeout
       if (bar) bar->Finish();
       phase = p.phase;
-      bar = std::make_unique<ProgressBar>(phase, p.total, phase == "kmeans" ? "iter" : "vec");
+      const char* unit = phase == "kmeans"     ? "iter"
+                         : phase == "handover" ? "s"
+                         : phase == "persist"  ? "epoch"
+                                               : "vec";
+      bar = std::make_unique<ProgressBar>(phase, p.total, unit);
     }
     bar->Update(p.done);
     return true;

@@ -28,6 +28,9 @@ class ProgressBar {
   void Update(uint64_t done);
   // Redraws at 100% with the total time and ends the line.
   void Finish();
+  // Ends the line where the count stands (work that ends before its total,
+  // such as a wait that ends early).
+  void Stop();
 
  private:
   void Draw(uint64_t done, bool final);
@@ -37,12 +40,14 @@ class ProgressBar {
   std::string unit_;
   bool tty_;
   bool finished_ = false;
+  uint64_t done_ = 0;
   int last_decile_ = -1;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
 // Runs db->Reindex(options) with one progress bar per phase (gather,
-// kmeans, assign, persist).
+// kmeans, assign, persist; on a secondary instance handover instead of
+// assign).
 Status ReindexWithProgress(DB* db, const ReindexOptions& options);
 
 }  // namespace quiver::tools
