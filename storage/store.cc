@@ -111,6 +111,12 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   dbo.create_if_missing = !has_current;
   dbo.create_missing_column_families = !has_current;
   dbo.paranoid_checks = true;
+  // Recovery replays the write-ahead log and stops only at an incomplete
+  // last record (a write cut short by a crash, never acknowledged); damage
+  // anywhere before it fails the open with Corruption instead of silently
+  // dropping every acknowledged write after it (RocksDB's default,
+  // kPointInTimeRecovery, would).
+  dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   dbo.IncreaseParallelism(2);
 
   if (has_current) {

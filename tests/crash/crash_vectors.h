@@ -1,6 +1,7 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
-// The deterministic vector the crash test writes under each id.
+// The deterministic vector the crash tests write: a function of the id and
+// of a stamp unique to each write, so that every version of an id differs.
 
 #ifndef QUIVER_TESTS_CRASH_CRASH_VECTORS_H_
 #define QUIVER_TESTS_CRASH_CRASH_VECTORS_H_
@@ -12,13 +13,13 @@ namespace quiver::test {
 
 inline constexpr uint32_t kCrashDim = 8;
 
-inline std::vector<float> CrashVector(uint64_t id) {
+inline std::vector<float> CrashVector(uint64_t id, uint64_t stamp = 0) {
   std::vector<float> v(kCrashDim);
-  uint64_t x = id * 0x9E3779B97F4A7C15ULL + 1;
+  uint64_t x = id * 0x9E3779B97F4A7C15ULL + stamp * 0xD1B54A32D192ED03ULL + 1;
   for (auto& c : v) {
     x ^= x >> 29;
     x *= 0xBF58476D1CE4E5B9ULL;
-    c = static_cast<float>((x >> 40) % 1000) / 10.0f;
+    c = static_cast<float>((x >> 40) % 100000) / 1000.0f;
   }
   return v;
 }
