@@ -73,16 +73,19 @@ void ProgressBar::Draw(uint64_t done, bool final) {
   const int filled = static_cast<int>(frac * kWidth);
   std::string bar(filled, '#');
   bar.resize(kWidth, '.');
-  const double rate = elapsed > 0 ? done / elapsed : 0;
+  // A rate over the first tenth of a second says nothing.
+  const double rate = elapsed >= 0.1 ? done / elapsed : 0;
   std::string tail;
   if (final) {
     tail = "in " + FormatSeconds(elapsed);
   } else if (done > 0 && rate > 0) {
     tail = "ETA " + FormatSeconds((total_ - done) / rate);
   }
-  std::fprintf(stderr, "%s%-10s [%s] %3d%% %llu/%llu %s  %.0f %s/s  %s%s", tty_ ? "\r" : "",
+  const std::string rate_text =
+      rate > 0 ? std::to_string(static_cast<uint64_t>(rate + 0.5)) + " " + unit_ + "/s  " : "";
+  std::fprintf(stderr, "%s%-10s [%s] %3d%% %llu/%llu %s  %s%s%s", tty_ ? "\r" : "",
                label_.c_str(), bar.c_str(), int(frac * 100), (unsigned long long)done,
-               (unsigned long long)total_, unit_.c_str(), rate, unit_.c_str(), tail.c_str(),
+               (unsigned long long)total_, unit_.c_str(), rate_text.c_str(), tail.c_str(),
                tty_ && !final ? "\033[K" : "\n");
   std::fflush(stderr);
 }
