@@ -3,24 +3,21 @@
 // The quiver tool's commands, run in-process through RunQuiverTool().
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
 #include "quiver/db.h"
 #include "test_util.h"
+#include "tool_runner.h"
 #include "tools/commands.h"
 #include "vector_file_writers.h"
 
 namespace quiver {
 namespace {
 
-int RunTool(std::vector<std::string> args) {
-  args.insert(args.begin(), "quiver");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  return tools::RunQuiverTool(static_cast<int>(argv.size()), argv.data());
-}
+using test::RunTool;
 
 TEST(ToolsTest, CreateImportSearchGetDeleteStatsReindexOnSift5k) {
   test::TempDir dir;
@@ -41,12 +38,72 @@ TEST(ToolsTest, CreateImportSearchGetDeleteStatsReindexOnSift5k) {
   std::unique_ptr<DB> opened;
   Options o;
   o.create_if_missing = false;
+  o.background_maintenance = false;  // no split may change the partition count below
   ASSERT_TRUE(DB::Open(o, db, &opened).ok());
   Stats st = opened->GetStats();
   EXPECT_EQ(st.num_vectors, 4998u);
   EXPECT_EQ(st.num_partitions, 40u);
   std::vector<float> v;
   EXPECT_TRUE(opened->Get(ReadOptions(), 4999, &v).ok());
+}
+
+// Runs the tool and keeps what it printed.
+struct ToolRun {
+  int code = -1;
+  std::string out, err;
+};
+
+ToolRun RunToolCaptured(std::vector<std::string> args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  ToolRun r;
+  r.code = RunTool(std::move(args));
+  r.out = testing::internal::GetCapturedStdout();
+  r.err = testing::internal::GetCapturedStderr();
+  return r;
+}
+
+TEST(ToolsTest, CheckBenchAndStatsOnSift5k) {
+  test::TempDir dir;
+  const std::string db = dir.Sub("sift");
+  const std::string fvecs = test::DataDir() + "/sift5k/sift5k_base.fvecs";
+  ASSERT_EQ(RunTool({"create", db, "--dim", "128", "--partition-size", "64"}), 0);
+  ASSERT_EQ(RunTool({"import", db, fvecs}), 0);
+  ASSERT_EQ(RunTool({"reindex", db, "--partitions", "32", "--iterations", "5", "--device", "cpu"}), 0);
+
+  ToolRun check = RunToolCaptured({"check", db, "--json"});
+  ASSERT_EQ(check.code, 0) << check.err;
+  nlohmann::json c = nlohmann::json::parse(check.out);
+  EXPECT_TRUE(c["ok"].get<bool>());
+  EXPECT_EQ(c["vectors"].get<uint64_t>(), 5000u);
+  EXPECT_EQ(c["partitions"].get<uint32_t>(), 32u);
+
+  ToolRun stats = RunToolCaptured({"stats", db, "--json"});
+  ASSERT_EQ(stats.code, 0) << stats.err;
+  nlohmann::json s = nlohmann::json::parse(stats.out);
+  EXPECT_EQ(s["epoch"].get<uint64_t>(), 1u);
+  EXPECT_GT(s["storage_bytes"].get<uint64_t>(), 5000u * 128 * 4);
+  uint64_t histogram_total = 0;
+  for (const auto& bin : s["partition_histogram"]) histogram_total += bin["partitions"].get<uint64_t>();
+  EXPECT_EQ(histogram_total, 32u);
+
+  // The base vectors as queries: exact ground truth computed by the tool;
+  // scanning every partition gives recall 1, fewer less, never more.
+  ToolRun bench = RunToolCaptured(
+      {"bench", db, "--queries", fvecs, "-k", "5", "--nprobe", "1,4,32", "--repeat", "1", "--json"});
+  ASSERT_EQ(bench.code, 0) << bench.err;
+  nlohmann::json b = nlohmann::json::parse(bench.out);
+  ASSERT_EQ(b["results"].size(), 3u);
+  EXPECT_EQ(b["queries"].get<uint64_t>(), 5000u);
+  const double r1 = b["results"][0]["recall"], r4 = b["results"][1]["recall"],
+               r32 = b["results"][2]["recall"];
+  EXPECT_LE(r1, r4);
+  EXPECT_LE(r4, r32);
+  EXPECT_DOUBLE_EQ(r32, 1.0);
+  EXPECT_GT(b["results"][0]["qps"].get<double>(), 0.0);
+
+  // A ground-truth file that does not cover the queries is refused.
+  EXPECT_EQ(RunTool({"bench", db, "--queries", fvecs, "--ground-truth", fvecs}), tools::kExitError);
 }
 
 TEST(ToolsTest, BadInputExitsNonZero) {
@@ -65,21 +122,6 @@ TEST(ToolsTest, BadInputExitsNonZero) {
   EXPECT_EQ(RunTool({"search", db, "--vector", "1,2,3"}), 0);  // empty DB: no hits, fine
 }
 
-// Runs the tool and keeps what it printed.
-struct ToolRun {
-  int code = -1;
-  std::string out, err;
-};
-
-ToolRun RunToolCaptured(std::vector<std::string> args) {
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
-  ToolRun r;
-  r.code = RunTool(std::move(args));
-  r.out = testing::internal::GetCapturedStdout();
-  r.err = testing::internal::GetCapturedStderr();
-  return r;
-}
 
 bool Contains(const std::string& text, const std::string& words) {
   return text.find(words) != std::string::npos;

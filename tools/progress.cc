@@ -34,7 +34,8 @@ ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
 }
 
 ProgressBar::~ProgressBar() {
-  if (!finished_) std::fputc('\n', stderr);
+  // On a terminal the bar's line is open; in a log every line is ended.
+  if (!finished_ && tty_) std::fputc('\n', stderr);
 }
 
 void ProgressBar::Update(uint64_t done) {
