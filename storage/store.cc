@@ -7,11 +7,13 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "storage/keys.h"
+#include "storage/test_file_system.h"
 
 namespace quiver::storage {
 namespace {
@@ -118,6 +120,12 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   // kPointInTimeRecovery, would).
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   dbo.IncreaseParallelism(2);
+  // Fault-injection tests route the I/O through their own file system.
+  std::shared_ptr<rocksdb::Env> env;
+  if (std::shared_ptr<rocksdb::FileSystem> fs = FileSystemForTesting()) {
+    env = rocksdb::NewCompositeEnv(fs);
+    dbo.env = env.get();
+  }
 
   if (has_current) {
     std::vector<std::string> families;
@@ -160,6 +168,7 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   st->path_ = path;
   st->read_only_ = read_only;
   st->secondary_ = secondary;
+  st->env_ = std::move(env);
   st->db_.reset(raw);
   st->default_cf_ = handles[0];
   st->meta_cf_ = handles[1];

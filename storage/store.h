@@ -25,6 +25,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class ColumnFamilyHandle;
 class WriteBatch;
 }  // namespace rocksdb
@@ -124,6 +125,9 @@ class Store {
   std::string path_;
   bool read_only_ = false;
   bool secondary_ = false;
+  // The Env over the test file system (storage/test_file_system.h) when one
+  // was set at Open; null otherwise. Declared before db_: it outlives it.
+  std::shared_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* vectors_cf_ = nullptr;
