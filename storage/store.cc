@@ -8,6 +8,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -43,6 +44,56 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
     return Status::IOError(msg);
   }
   return Status::IOError(msg);
+}
+
+// RocksDB recovers from some background errors by itself (NoSpace, once
+// space is free) by flushing the memtables, which starts a new WAL. When
+// they are all empty (right after an open, which flushes what it recovered)
+// RocksDB 7.8 switches nothing, and after a failed WAL write the writes
+// that follow go to the log writer that failed: each fails ("Writer has
+// previous error"), or aborts the process in builds that keep RocksDB's
+// assertions, such as Debian's (tests/fault/ found it). quiver turns
+// automatic recovery off: after a failed write the DB refuses writes until
+// it is reopened, whatever the error.
+class NoAutomaticRecovery : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
+// Whether the directory `path` holds only what RocksDB writes while creating
+// a database, before its CURRENT file: the lock, info logs, IDENTITY, a first
+// MANIFEST, OPTIONS and temporary files. Those are the leftovers of a
+// creation that failed (a full disk); creating the DB again replaces them.
+bool OnlyCreationLeftovers(const std::string& path) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!(name == "LOCK" || name == "LOG" || name.starts_with("LOG.old.") ||
+          name == "IDENTITY" || name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-") ||
+          name.ends_with(".dbtmp"))) {
+      return false;
+    }
+  }
+  return !ec;
+}
+
+// Whether the directory `path` holds no data: no table file and no WAL
+// record (a creation that failed before its column families existed wrote
+// none).
+bool HoldsNoData(const std::string& path) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    std::error_code fec;
+    if (name.ends_with(".sst") || (name.ends_with(".log") && entry.file_size(fec) != 0)) {
+      return false;
+    }
+  }
+  return !ec;
 }
 
 rocksdb::ColumnFamilyOptions CfOptions(bool vectors) {
@@ -95,7 +146,7 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
     return Status::InvalidArgument(path + " is a file, not a DB directory");
   }
   const bool has_current = fs::exists(fs::path(path) / "CURRENT", ec);
-  if (exists && !has_current && !fs::is_empty(path, ec)) {
+  if (exists && !has_current && !fs::is_empty(path, ec) && !OnlyCreationLeftovers(path)) {
     return Status::InvalidArgument(path +
                                    " is a non-empty directory that holds no quiver DB");
   }
@@ -111,7 +162,6 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
 
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = !has_current;
-  dbo.create_missing_column_families = !has_current;
   dbo.paranoid_checks = true;
   // Recovery replays the write-ahead log and stops only at an incomplete
   // last record (a write cut short by a crash, never acknowledged); damage
@@ -120,6 +170,7 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   // kPointInTimeRecovery, would).
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   dbo.IncreaseParallelism(2);
+  dbo.listeners.push_back(std::make_shared<NoAutomaticRecovery>());
   // Fault-injection tests route the I/O through their own file system.
   std::shared_ptr<rocksdb::Env> env;
   if (std::shared_ptr<rocksdb::FileSystem> fs = FileSystemForTesting()) {
@@ -127,21 +178,34 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
     dbo.env = env.get();
   }
 
+  // A creation that failed after RocksDB's CURRENT file but before all our
+  // column families existed (a full disk) is finished now, when it left no
+  // data and no column family of another program.
+  bool unfinished = false;
   if (has_current) {
     std::vector<std::string> families;
     rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(dbo, path, &families);
     if (!ls.ok()) return FromRocks(ls, "listing column families of " + path);
-    bool has_meta = false, has_vectors = false, has_index = false;
+    bool has_meta = false, has_vectors = false, has_index = false, foreign = false;
     for (const auto& f : families) {
       has_meta |= f == kMetaCf;
       has_vectors |= f == kVectorsCf;
       has_index |= f == kIndexCf;
+      foreign |= f != kMetaCf && f != kVectorsCf && f != kIndexCf &&
+                 f != rocksdb::kDefaultColumnFamilyName;
     }
     if (!(has_meta && has_vectors && has_index)) {
-      return Status::InvalidArgument(
-          path + " is a RocksDB database of another program, not a quiver DB");
+      if (foreign || !HoldsNoData(path)) {
+        return Status::InvalidArgument(
+            path + " is a RocksDB database of another program, not a quiver DB");
+      }
+      if (!options.create_if_missing || read_only) {
+        return Status::NotFound(path + " holds a DB whose creation did not finish");
+      }
+      unfinished = true;
     }
   }
+  dbo.create_missing_column_families = !has_current || unfinished;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, CfOptions(false)},
@@ -174,7 +238,7 @@ Status Store::Open(const OpenOptions& options, const std::string& path,
   st->meta_cf_ = handles[1];
   st->vectors_cf_ = handles[2];
   st->index_cf_ = handles[3];
-  *created = !has_current;
+  *created = !has_current || unfinished;
   *store = std::move(st);
   return Status::OK();
 }
@@ -184,7 +248,12 @@ Store::~Store() { (void)Close(); }
 Status Store::Close() {
   if (!db_) return Status::OK();
   rocksdb::Status s;
-  if (!read_only_) {
+  if (last_write_failed_.load()) {
+    // RocksDB's WAL writer may have seen the error (RocksDB then holds it as
+    // a background error): syncing that writer fails, and RocksDB builds
+    // that keep their assertions (Debian's) abort in the attempt.
+    s = rocksdb::Status::IOError("the last write failed; the WAL was not synced");
+  } else if (!read_only_) {
     s = db_->FlushWAL(/*sync=*/true);
   }
   for (auto* h : {default_cf_, meta_cf_, vectors_cf_, index_cf_}) {
@@ -209,15 +278,18 @@ Status Store::WriteMeta(const DbMeta& meta) {
   if (read_only_) return Status::NotSupported("the DB is open read-only");
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Put(wo, meta_cf_, kMetaKey, EncodeDbMeta(meta)),
-                   "writing DB metadata");
+  rocksdb::Status s = db_->Put(wo, meta_cf_, kMetaKey, EncodeDbMeta(meta));
+  last_write_failed_.store(!s.ok());
+  return FromRocks(s, "writing DB metadata");
 }
 
 Status Store::Commit(Batch* batch, bool sync) {
   if (read_only_) return Status::NotSupported("the DB is open read-only");
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return FromRocks(db_->Write(wo, batch->rep_.get()), "writing to " + path_);
+  rocksdb::Status s = db_->Write(wo, batch->rep_.get());
+  last_write_failed_.store(!s.ok());
+  return FromRocks(s, "writing to " + path_);
 }
 
 Status Store::GetVector(uint64_t id, bool verify_checksums, std::string* value) {

@@ -13,6 +13,7 @@
 #ifndef QUIVER_STORAGE_STORE_H_
 #define QUIVER_STORAGE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -111,7 +112,10 @@ class Store {
   // Bytes of the DB's files (tables, logs, manifest) on disk.
   uint64_t DiskBytes() const;
 
-  // Flushes memtables and closes RocksDB, releasing the lock.
+  // Syncs the WAL and closes RocksDB, releasing the lock. When the last
+  // write failed the WAL is not synced (RocksDB's log writer has seen the
+  // error and refuses to) and Close returns IOError once RocksDB is closed:
+  // writes acknowledged without sync are in the WAL file, not fsync'ed.
   Status Close();
 
   const std::string& path() const { return path_; }
@@ -125,6 +129,10 @@ class Store {
   std::string path_;
   bool read_only_ = false;
   bool secondary_ = false;
+  // The last write (Commit, WriteMeta) returned an error. Writes are
+  // serialised by the engine, and after a failed one RocksDB refuses the
+  // rest (no automatic recovery, see store.cc): in effect it stays set.
+  std::atomic<bool> last_write_failed_{false};
   // The Env over the test file system (storage/test_file_system.h) when one
   // was set at Open; null otherwise. Declared before db_: it outlives it.
   std::shared_ptr<rocksdb::Env> env_;
