@@ -73,8 +73,11 @@ Status DBImpl::ReindexOnSecondary(const ReindexOptions& options, const Recluster
     return s;
   }
 
-  // Published: from here on the request is the writer's to apply.
+  // Published: from here on the request is the writer's to apply. Should
+  // the writer close before it does, the DB is free: open it as its writer
+  // here, which applies every pending hand-over (Open does), and close it.
   const auto start = std::chrono::steady_clock::now();
+  auto last_try = start;
   const auto timeout = std::chrono::duration<double>(options.handover_timeout_seconds);
   const uint64_t total = static_cast<uint64_t>(std::ceil(options.handover_timeout_seconds));
   for (;;) {
@@ -89,8 +92,22 @@ Status DBImpl::ReindexOnSecondary(const ReindexOptions& options, const Recluster
     }
     const auto waited = std::chrono::steady_clock::now() - start;
     const std::string pending = storage::handover::Dir(path) + " holds the request; the DB's " +
-                                "writer applies it when its background maintenance runs or "
-                                "when it next opens";
+                                "writer applies it when its background maintenance runs, or "
+                                "any writer when it next opens the DB";
+    if (std::chrono::steady_clock::now() - last_try >= std::chrono::seconds(1)) {
+      last_try = std::chrono::steady_clock::now();
+      Options o;
+      o.create_if_missing = false;
+      o.accept_stored_metric = true;
+      o.background_maintenance = false;
+      o.device = plan.device;
+      o.maintenance_threads = plan.max_threads;
+      std::unique_ptr<DB> writer;
+      Status ws = DB::Open(o, path, &writer);
+      if (ws.ok()) ws = writer->Close();
+      if (!ws.ok() && !ws.IsBusy()) return ws;
+      continue;  // read the answer the writer (ours or the other) gave
+    }
     if (waited >= timeout) {
       return Status::Busy("the DB's writer has not applied the new centroids within " +
                           std::to_string(options.handover_timeout_seconds) + " s; " + pending);

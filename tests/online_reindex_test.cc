@@ -174,6 +174,41 @@ TEST(OnlineReindexTest, SecondaryHandsCentroidsToTheWriter) {
   EXPECT_TRUE(fs::is_empty(handover::Dir(path)));  // the answer was cleaned up
 }
 
+// A writer without maintenance never polls for hand-overs; once it closes,
+// the waiting secondary opens the DB itself and applies its request.
+TEST(OnlineReindexTest, SecondaryAppliesItsRequestOnceTheWriterCloses) {
+  test::TempDir dir;
+  const std::string path = dir.Sub("db");
+  std::unique_ptr<DB> writer;
+  ASSERT_TRUE(DB::Open(SmallDbOptions(false), path, &writer).ok());
+  Fill(writer.get(), 800, 0);
+  const uint64_t epoch_before = writer->GetStats().epoch;
+
+  std::unique_ptr<DB> secondary;
+  ASSERT_TRUE(DB::OpenAsSecondary(Options(), path, dir.Sub("secondary"), &secondary).ok());
+  std::atomic<bool> waiting{false};
+  Status s;
+  std::thread reindex([&] {
+    s = secondary->Reindex(ReindexOptions{.partitions = 6, .iterations = 3,
+                                          .handover_timeout_seconds = 60},
+                           [&](const ReindexProgress& p) {
+                             if (p.phase == "handover") waiting.store(true);
+                             return true;
+                           });
+  });
+  while (!waiting.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  std::vector<uint64_t> pending;
+  ASSERT_TRUE(handover::ListRequests(path, &pending).ok());
+  EXPECT_EQ(pending.size(), 1u);  // the writer does not poll
+  EXPECT_EQ(writer->GetStats().epoch, epoch_before);
+  ASSERT_TRUE(writer->Close().ok());
+  reindex.join();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(secondary->GetStats().epoch, epoch_before + 1);
+  EXPECT_EQ(secondary->GetStats().num_partitions, 6u);
+}
+
 TEST(OnlineReindexTest, PendingRequestIsAppliedAtOpenOnceAndBadOnesAreRejected) {
   test::TempDir dir;
   const std::string path = dir.Sub("db");

@@ -155,8 +155,9 @@ class QUIVER_EXPORT DB {
   // snapshot, and hands the centroids over to the writer, which assigns
   // every vector (the writes made meanwhile included) and commits the new
   // epoch atomically, from its background maintainer within a fraction of
-  // a second (or at its next Open when its maintenance is off). Returns OK
-  // once that epoch is committed; Busy when the writer has not applied it
+  // a second (or at its next Open when its maintenance is off). Should the
+  // writer close the DB first, Reindex opens it as the writer itself and
+  // applies the hand-over. Returns OK once that epoch is committed; Busy when the writer has not applied it
   // within ReindexOptions::handover_timeout_seconds (the request stays and
   // is applied later); Aborted when the writer rejected it.
   virtual Status Reindex(
