@@ -83,7 +83,7 @@ void ProgressBar::Draw(uint64_t done, bool final) {
     tail = "ETA " + FormatSeconds((total_ - done) / rate);
   }
   const std::string rate_text =
-      rate > 0 ? std::to_string(static_cast<uint64_t>(rate + 0.5)) + " " + unit_ + "/s  " : "";
+      rate > 0 && total_ > 1 ? std::to_string(static_cast<uint64_t>(rate + 0.5)) + " " + unit_ + "/s  " : "";
   std::fprintf(stderr, "%s%-10s [%s] %3d%% %llu/%llu %s  %s%s%s", tty_ ? "\r" : "",
                label_.c_str(), bar.c_str(), int(frac * 100), (unsigned long long)done,
                (unsigned long long)total_, unit_.c_str(), rate_text.c_str(), tail.c_str(),
