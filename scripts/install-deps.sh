@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   librocksdb-dev flatbuffers-compiler libflatbuffers-dev libtbb-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libhdf5-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libhdf5-dev nlohmann-json3-dev
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -24,7 +24,8 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQUIVER_CUD
   -DQUIVER_BUILD_TESTS=ON -DQUIVER_BUILD_BENCH=OFF \
   -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread
 cmake --build build/tsan --target quiver_tests
-TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
-  build/tsan/tests/quiver_tests --gtest_filter='Concurrency*:Maintenance*:DBTest.*:Kill9*'
+TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" QUIVER_CRASH_CYCLES=15 \
+  build/tsan/tests/quiver_tests \
+  --gtest_filter='Concurrency*:Maintenance*:DBTest.*:Kill9*:OnlineReindex*:ExclusiveAccess*'
 
 ctest --test-dir build/test --output-on-failure
