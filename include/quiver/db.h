@@ -116,6 +116,12 @@ class QUIVER_EXPORT DB {
   // optional opaque `payload` bytes returned by Get. Returns once the write
   // is in the write-ahead log (see WriteOptions::sync); then it is visible
   // to Get and Search. InvalidArgument for a wrong dimension or a NaN/Inf.
+  //
+  // Write errors (Put, Delete, Write): IOError when the disk fails or is
+  // full. Such a write is not visible and may or may not be found after a
+  // reopen; every write acknowledged before it is kept. From then on the DB
+  // refuses writes with IOError until it is closed and reopened (after the
+  // cause is fixed); Get and Search go on.
   virtual Status Put(const WriteOptions& options, uint64_t id,
                      std::span<const float> vec,
                      std::string_view payload = {}) = 0;
@@ -186,6 +192,8 @@ class QUIVER_EXPORT DB {
 
   // Flushes and releases the DB's files and lock. Further calls return
   // InvalidArgument. Called by the destructor when not called before.
+  // IOError when the last write failed: the write-ahead log was then not
+  // synced (the DB is closed all the same).
   virtual Status Close() = 0;
 };
 
