@@ -26,6 +26,6 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQUIVER_CUD
 cmake --build build/tsan --target quiver_tests
 TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" QUIVER_CRASH_CYCLES=15 \
   build/tsan/tests/quiver_tests \
-  --gtest_filter='Concurrency*:Maintenance*:DBTest.*:Kill9*:OnlineReindex*:ExclusiveAccess*'
+  --gtest_filter='Concurrency*:Maintenance*:DBTest.*:Kill9*:OnlineReindex*:ExclusiveAccess*:Stress*'
 
 ctest --test-dir build/test --output-on-failure
