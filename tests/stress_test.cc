@@ -24,11 +24,6 @@
 namespace quiver {
 namespace {
 
-double SecondsFromEnv() {
-  const char* env = std::getenv("QUIVER_STRESS_SECONDS");
-  return env != nullptr ? std::max(0.1, std::atof(env)) : 3.0;
-}
-
 TEST(StressTest, EveryOperationAtOnceForABoundedTime) {
   test::TempDir dir;
   Options o;
@@ -40,12 +35,13 @@ TEST(StressTest, EveryOperationAtOnceForABoundedTime) {
   o.recluster_written_fraction = 0.3;
   std::unique_ptr<DB> db;
   ASSERT_TRUE(DB::Open(o, dir.Sub("db"), &db).ok());
+  const double seconds = static_cast<double>(std::max<uint64_t>(1, test::EnvU64("QUIVER_STRESS_SECONDS", 3)));
 
   constexpr int kWriters = 3;
   constexpr uint64_t kIdsPerWriter = 1500;
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         std::chrono::duration<double>(SecondsFromEnv()));
+                         std::chrono::duration<double>(seconds));
   const auto running = [&] { return std::chrono::steady_clock::now() < until; };
   std::atomic<int> errors{0};
   std::atomic<uint64_t> writes{0}, searches{0}, reindexes{0}, catch_ups{0};
@@ -160,7 +156,7 @@ TEST(StressTest, EveryOperationAtOnceForABoundedTime) {
   EXPECT_TRUE(s.ok()) << s.ToString();
   std::printf("stress test: %.1f s, %llu writes, %llu search rounds, %llu re-clusterings, "
               "%llu secondary catch-ups, %llu live vectors\n",
-              SecondsFromEnv(), (unsigned long long)writes.load(),
+              seconds, (unsigned long long)writes.load(),
               (unsigned long long)searches.load(), (unsigned long long)reindexes.load(),
               (unsigned long long)catch_ups.load(), (unsigned long long)live);
 }

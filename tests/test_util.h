@@ -41,6 +41,13 @@ class TempDir {
   std::string path_;
 };
 
+// An unsigned environment variable (the long modes' sizes), or `fallback`
+// when unset.
+inline uint64_t EnvU64(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
 inline std::string DataDir() {
   if (const char* env = std::getenv("QUIVER_DATA_DIR")) return env;
   return QUIVER_TEST_DATA_DIR;

@@ -504,13 +504,18 @@ Status ReadNpyHeader(const std::string& path, FILE* f, uint64_t file_size, NpyHe
   return Status::OK();
 }
 
+// Opens an .npy file and reads its header; *f is left at the data.
+Status OpenNpyFile(const std::string& path, FilePtr* f, uint64_t* size, NpyHeader* h) {
+  Status s = OpenFile(path, f, size);
+  if (!s.ok()) return s;
+  return ReadNpyHeader(path, f->get(), *size, h);
+}
+
 Status OpenNpy(const std::string& path, std::unique_ptr<VectorFileReader>* reader) {
   FilePtr f(nullptr, &std::fclose);
   uint64_t size = 0;
-  Status s = OpenFile(path, &f, &size);
-  if (!s.ok()) return s;
   NpyHeader h;
-  s = ReadNpyHeader(path, f.get(), size, &h);
+  Status s = OpenNpyFile(path, &f, &size, &h);
   if (!s.ok()) return s;
   if (h.fortran_order) {
     return Status::InvalidArgument(path + ": fortran_order is True (column-major); save a C-order "
@@ -1071,10 +1076,8 @@ Status ReadIdsText(const std::string& path, std::vector<uint64_t>* ids) {
 Status ReadIdsNpy(const std::string& path, std::vector<uint64_t>* ids) {
   FilePtr f(nullptr, &std::fclose);
   uint64_t size = 0;
-  Status s = OpenFile(path, &f, &size);
-  if (!s.ok()) return s;
   NpyHeader h;
-  s = ReadNpyHeader(path, f.get(), size, &h);
+  Status s = OpenNpyFile(path, &f, &size, &h);
   if (!s.ok()) return s;
   const bool column = h.shape.size() == 2 && h.shape[1] == 1;
   if (h.shape.size() != 1 && !column) {

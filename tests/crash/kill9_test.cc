@@ -28,15 +28,10 @@
 namespace quiver {
 namespace {
 
-int CyclesFromEnv() {
-  const char* env = std::getenv("QUIVER_CRASH_CYCLES");
-  return env != nullptr ? std::max(1, std::atoi(env)) : 50;
-}
-
 TEST(Kill9Test, AcknowledgedWritesSurvive) {
   test::TempDir dir;
   const std::string path = dir.Sub("db");
-  const int cycles = CyclesFromEnv();
+  const int cycles = static_cast<int>(std::max<uint64_t>(1, test::EnvU64("QUIVER_CRASH_CYCLES", 50)));
   test::CrashModel model;
   std::mt19937 rng(42);
   size_t acked = 0, in_doubt = 0, in_doubt_applied = 0, early_kills = 0;

@@ -43,12 +43,6 @@ inline Options SmallOptions(bool maintenance) {
   return o;
 }
 
-// An unsigned environment variable, or `fallback` when unset.
-inline uint64_t EnvU64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
 // " name (size)" for each file in `dir`.
 inline std::string Listing(const std::string& dir) {
   std::string out;
