@@ -557,7 +557,9 @@ Status DBImpl::CheckSearch(const SearchOptions& options, std::span<const float> 
     return Status::InvalidArgument("nprobe = " + std::to_string(options.nprobe) +
                                    " exceeds the maximum " + std::to_string(kMaxNprobe));
   }
-  if (queries.size() != nq * dim_) {
+  // By division: nq * dim_ wraps around for a huge nq (nq = 2^61 with an
+  // empty span would pass, and the loop below read past the queries).
+  if (queries.size() % dim_ != 0 || queries.size() / dim_ != nq) {
     return Status::InvalidArgument(
         nq == 1 ? "query has dimension " + std::to_string(queries.size()) +
                       ", the DB holds dimension " + std::to_string(dim_)

@@ -94,6 +94,10 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
                                     std::vector<std::vector<Neighbor>>* out) const {
   const size_t nparts = v.partitions.size();
   const size_t k = params.k;
+  // One view per partition, taken once: the candidate space below is sized
+  // by the slots each holds, and the scan reads exactly those slots.
+  std::vector<Partition::View> views(nparts);
+  for (size_t p = 0; p < nparts; ++p) views[p] = v.partitions[p]->Read();
   // Invert the probe lists: for partition p, the (query, probe slot) pairs
   // that scan it, in query order.
   std::vector<size_t> offsets(nparts + 1, 0);
@@ -105,10 +109,16 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
     for (size_t i = 0; i < nq * nprobe; ++i) slot_of[cursor[probes[i]]++] = static_cast<uint32_t>(i);
   }
 
-  // Candidates: k per (query, probe slot); a slot a partition leaves short
-  // is padded with +inf distances.
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  std::vector<Neighbor> candidates(nq * nprobe * k, Neighbor{0, kInf});
+  // Candidates: per (query, probe slot) room for min(k, the probed
+  // partition's slots), so that their memory is bounded by nq x what the
+  // index holds, never by nq x nprobe x k (k may be 65,536 over a small
+  // DB); filled[i] says how many slot i got.
+  std::vector<size_t> cand_begin(nq * nprobe + 1, 0);
+  for (size_t i = 0; i < nq * nprobe; ++i) {
+    cand_begin[i + 1] = cand_begin[i] + std::min(k, views[probes[i]].size);
+  }
+  std::vector<Neighbor> candidates(cand_begin.back());
+  std::vector<size_t> filled(nq * nprobe, 0);
 
   tbb::parallel_for(tbb::blocked_range<size_t>(0, nparts, 1),
                     [&](const tbb::blocked_range<size_t>& r) {
@@ -117,7 +127,7 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
     for (size_t p = r.begin(); p != r.end(); ++p) {
       const size_t m = offsets[p + 1] - offsets[p];
       if (m == 0) continue;
-      Partition::View view = v.partitions[p]->Read();
+      const Partition::View& view = views[p];
       if (view.size == 0) continue;
       size_t deleted = 0;
       for (size_t j = 0; j < view.size; ++j) deleted += view.deleted(j) ? 1 : 0;
@@ -134,13 +144,16 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
       kernels::NearestCentroids(metric_, gathered.data(), m, view.vector(0), view.size,
                                 dim_, want, labels.data(), dists.data());
       for (size_t t = 0; t < m; ++t) {
-        Neighbor* dst = &candidates[size_t{slot_of[offsets[p] + t]} * k];
+        const size_t slot = slot_of[offsets[p] + t];
+        Neighbor* dst = &candidates[cand_begin[slot]];
+        const size_t room = cand_begin[slot + 1] - cand_begin[slot];
         size_t kept = 0;
-        for (size_t j = 0; j < want && kept < k; ++j) {
+        for (size_t j = 0; j < want && kept < room; ++j) {
           const uint32_t row = labels[t * want + j];
           if (row >= view.size || view.deleted(row)) continue;
           dst[kept++] = Neighbor{view.block->ids[row], dists[t * want + j]};
         }
+        filled[slot] = kept;
       }
     }
   });
@@ -149,9 +162,9 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
                     [&](const tbb::blocked_range<size_t>& r) {
     for (size_t q = r.begin(); q != r.end(); ++q) {
       kernels::TopKHeap<uint64_t> heap(k);
-      const Neighbor* c = &candidates[q * nprobe * k];
-      for (size_t j = 0; j < nprobe * k; ++j) {
-        if (c[j].distance != kInf) heap.Push(c[j].distance, c[j].id);
+      for (size_t slot = q * nprobe; slot < (q + 1) * nprobe; ++slot) {
+        const Neighbor* c = &candidates[cand_begin[slot]];
+        for (size_t j = 0; j < filled[slot]; ++j) heap.Push(c[j].distance, c[j].id);
       }
       std::vector<kernels::TopKHeap<uint64_t>::Entry> best;
       heap.ExtractSorted(&best);

@@ -38,6 +38,8 @@ constexpr uint64_t kMaxNpyHeaderBytes = uint64_t{1} << 20;
 // deflate expands at most about 1032:1: a gzip'd IDX file whose header
 // claims more pixels than that is lying about its count.
 constexpr uint64_t kMaxGzipRatio = 1032;
+// The most one hdf5 batch holds (rows x dim floats).
+constexpr uint64_t kMaxHdf5BatchBytes = uint64_t{64} << 20;
 
 std::string Str(uint64_t v) { return std::to_string(v); }
 
@@ -681,6 +683,21 @@ class Hdf5Reader final : public ReaderBase {
     if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
       return Status::InvalidArgument(what + " holds neither floats nor integers");
     }
+    // The rows must be in the file: contiguous and compact layouts store
+    // them as they are, chunked ones compressed at most as deflate can
+    // (kMaxGzipRatio). A row count beyond that is a damaged header (HDF5
+    // would hand out fill values for the missing rows, or worse), or data
+    // that was never written.
+    H5Handle plist(H5Dget_create_plist(r->dataset_.get()), H5Pclose);
+    const H5D_layout_t layout = plist.valid() ? H5Pget_layout(plist.get()) : H5D_LAYOUT_ERROR;
+    const uint64_t row_bytes = dims[1] * std::max<size_t>(1, H5Tget_size(type.get()));
+    const uint64_t stored = H5Dget_storage_size(r->dataset_.get());
+    const uint64_t ratio = layout == H5D_CHUNKED ? kMaxGzipRatio : 1;
+    if (dims[0] > stored / row_bytes * ratio + stored % row_bytes * ratio / row_bytes) {
+      return Status::InvalidArgument(what + ": the header says " + Str(dims[0]) + " rows of " +
+                                     Str(row_bytes) + " bytes, more than the " + Str(stored) +
+                                     " bytes it stores can hold (truncated?)");
+    }
     r->dim_ = uint32_t(dims[1]);
     r->count_ = dims[0];
     *reader = std::move(r);
@@ -690,7 +707,11 @@ class Hdf5Reader final : public ReaderBase {
   Status Next(size_t max_rows, RowBatch* batch) override {
     SilenceHdf5Errors();
     ClearBatch(batch);
-    const uint64_t m = std::min<uint64_t>(max_rows, *count_ - next_row_);
+    // A chunked (compressed) dataset's row count is not bounded by the file
+    // size: a batch holds at most kMaxHdf5BatchBytes of floats, whatever
+    // max_rows asks, so that a hostile count cannot size an allocation.
+    const uint64_t cap = std::max<uint64_t>(1, kMaxHdf5BatchBytes / (uint64_t{dim_} * sizeof(float)));
+    const uint64_t m = std::min<uint64_t>({max_rows, *count_ - next_row_, cap});
     if (m == 0) return Status::OK();
     const hsize_t start[2] = {next_row_, 0}, counts[2] = {m, dim_};
     H5Handle file_space(H5Dget_space(dataset_.get()), H5Sclose);

@@ -264,7 +264,10 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
       DistancesToBlock(metric, x + i * d, c, k, d, buf.data());
       heap.Clear();
       for (size_t j = 0; j < k; ++j) {
-        if (buf[j] <= heap.Threshold()) heap.Push(buf[j], static_cast<uint32_t>(j));
+        // A NaN distance (float overflow: inf - inf) ranks last, as +inf:
+        // skipped, it would leave labels short of `nearest` valid rows.
+        const float v = std::isnan(buf[j]) ? kInf : buf[j];
+        if (v <= heap.Threshold()) heap.Push(v, static_cast<uint32_t>(j));
       }
       heap.ExtractSorted(&sorted);
       for (size_t t = 0; t < nearest; ++t) {
@@ -326,7 +329,7 @@ void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
               TopKHeap<uint32_t>& h = heaps[i];
               const float* row = vals + i * width;
               for (size_t j = jbase; j < jend; ++j) {
-                const float v = row[j - jbase];
+                const float v = std::isnan(row[j - jbase]) ? kInf : row[j - jbase];  // as above
                 if (v <= h.Threshold()) h.Push(v, static_cast<uint32_t>(j));
               }
             }

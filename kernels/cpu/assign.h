@@ -25,7 +25,9 @@ void AssignNearest(Metric metric, const float* x, size_t n, const float* c,
                    uint32_t* labels, float* dists);
 
 // For each of the n rows of x, the `nearest` (<= k) closest rows of c, in
-// increasing distance, to labels[n * nearest] (and dists, may be null).
+// increasing distance, to labels[n * nearest] (and dists, may be null). A
+// NaN distance (overflow of huge components) ranks as +inf: every label is
+// a row of c.
 // Used for coarse quantisation (nprobe partitions per query).
 void NearestCentroids(Metric metric, const float* x, size_t n, const float* c,
                       size_t k, size_t d, size_t nearest, uint32_t* labels,
