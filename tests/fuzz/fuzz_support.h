@@ -15,6 +15,10 @@
 //                           targets derive iteration i's input from
 //                           (seed, target, i) alone, so FIRST=i ITERATIONS=1
 //                           replays one input.
+//   QUIVER_FUZZ_SECONDS     a target stops starting inputs after this many
+//                           seconds (default 0: no limit); the summary line
+//                           says how many ran. For long modes that must fit
+//                           a time budget.
 //   QUIVER_FUZZ_STALL_SECONDS  an iteration running longer than this is a
 //                           hang: the context is printed and the process
 //                           aborts (default 300)
@@ -40,6 +44,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "test_util.h"
 
 // Sanitizer runtime entry points, declared weak: null in a build without
 // the sanitizer, so the same file builds everywhere.
@@ -95,18 +101,6 @@ inline uint64_t HashName(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
   for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
   return h;
-}
-
-inline uint64_t EnvU64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  const unsigned long long x = std::strtoull(v, &end, 0);
-  if (end == v || *end != '\0') {
-    std::fprintf(stderr, "ignoring %s=%s: not a number\n", name, v);
-    return fallback;
-  }
-  return x;
 }
 
 // ---------------------------------------------------------------------------
@@ -202,10 +196,11 @@ class FuzzRun {
   FuzzRun(const char* target, uint64_t default_iterations, bool stateful = false)
       : target_(target),
         stateful_(stateful),
-        seed_(EnvU64("QUIVER_FUZZ_SEED", 0x5eed)),
-        first_(EnvU64("QUIVER_FUZZ_FIRST", 0)),
-        count_(EnvU64("QUIVER_FUZZ_ITERATIONS", default_iterations)),
-        stall_seconds_(static_cast<double>(EnvU64("QUIVER_FUZZ_STALL_SECONDS", 300))),
+        seed_(test::EnvU64("QUIVER_FUZZ_SEED", 0x5eed)),
+        first_(test::EnvU64("QUIVER_FUZZ_FIRST", 0)),
+        count_(test::EnvU64("QUIVER_FUZZ_ITERATIONS", default_iterations)),
+        stall_seconds_(static_cast<double>(test::EnvU64("QUIVER_FUZZ_STALL_SECONDS", 300))),
+        budget_seconds_(static_cast<double>(test::EnvU64("QUIVER_FUZZ_SECONDS", 0))),
         start_(std::chrono::steady_clock::now()),
         watchdog_([this] { Watch(); }) {
     InstallDeathReport();
@@ -231,6 +226,14 @@ class FuzzRun {
   FuzzRun& operator=(const FuzzRun&) = delete;
 
   uint64_t first() const { return first_; }
+  // Whether iteration i is to run: within the iterations asked for, and
+  // within QUIVER_FUZZ_SECONDS when set.
+  bool More(uint64_t iteration) const {
+    if (iteration >= end()) return false;
+    if (budget_seconds_ <= 0) return true;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() <
+           budget_seconds_;
+  }
   // Stateful targets: where a replay of the coming iterations must start.
   void set_replay_from(uint64_t iteration) { replay_from_ = iteration; }
   uint64_t end() const { return first_ + count_; }
@@ -300,6 +303,7 @@ class FuzzRun {
   uint64_t seed_, first_, count_;
   uint64_t replay_from_ = first_;
   double stall_seconds_;
+  double budget_seconds_;
   uint64_t ran_ = 0;
   std::chrono::steady_clock::time_point start_;
   std::atomic<uint64_t> ticks_{0};
@@ -409,37 +413,6 @@ inline std::string Mutate(Rng& rng, std::string s, const std::vector<std::string
     }
   }
   return s;
-}
-
-// Overwrites one occurrence of a known header number (a row count, a
-// dimension, a size: `known`) stored as a little-endian 4- or 8-byte
-// integer with an interesting value. The way to reach a format's header
-// fields when its layout is not worth modelling (HDF5). Returns false when
-// no known number occurs in s.
-inline bool MutateKnownField(Rng& rng, std::string* s, const std::vector<uint64_t>& known) {
-  struct Hit {
-    size_t pos, width;
-  };
-  std::vector<Hit> hits;
-  for (size_t width : {size_t{8}, size_t{4}}) {
-    for (size_t pos = 0; pos + width <= s->size(); ++pos) {
-      uint64_t v = 0;
-      std::memcpy(&v, s->data() + pos, width);
-      for (uint64_t k : known) {
-        if (k != 0 && v == k) hits.push_back({pos, width});
-      }
-    }
-  }
-  if (hits.empty()) return false;
-  const Hit h = rng.Pick(hits);
-  if (h.width == 8) {
-    const uint64_t v = Interesting64(rng);
-    std::memcpy(&(*s)[h.pos], &v, 8);
-  } else {
-    const uint32_t v = Interesting32(rng);
-    std::memcpy(&(*s)[h.pos], &v, 4);
-  }
-  return true;
 }
 
 }  // namespace quiver::fuzz
