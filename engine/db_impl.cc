@@ -350,8 +350,9 @@ Status DBImpl::Recluster(const ReclusterPlan& plan) {
 }
 
 Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors,
-                              size_t n, size_t k, const std::vector<float>& warm,
-                              uint64_t epoch, std::vector<float>* centroids) {
+                              size_t n, const std::vector<float>& warm, uint64_t epoch,
+                              std::vector<float>* centroids) {
+  const size_t k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
   KMeansOptions ko;
   ko.max_iterations = plan.iterations;
   ko.tolerance = 1e-4;
@@ -420,9 +421,9 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
     centroids = plan.given->centroids;
     k = plan.given->num_centroids;
   } else {
-    k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
-    s = TrainCentroids(plan, vectors, n, k, warm, epoch, &centroids);
+    s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids);
     if (!s.ok()) return s;
+    k = centroids.size() / dim_;
   }
   s = Hook("kmeans");
   if (!s.ok()) return s;

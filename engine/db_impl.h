@@ -117,10 +117,11 @@ class DBImpl final : public DB {
   // REQUIRES: write_mu_ not held.
   Status Recluster(const ReclusterPlan& plan);
   Status ReclusterUnbounded(const ReclusterPlan& plan);
-  // The k-means of a re-clustering over a snapshot of n prepared vectors,
-  // warm-started from `warm` when it holds k centroids.
+  // The k-means of a re-clustering over a snapshot of n >= 1 prepared
+  // vectors: plan.partitions centroids (0: from target_partition_size; at
+  // most n), warm-started from `warm` when it holds that many.
   Status TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors, size_t n,
-                        size_t k, const std::vector<float>& warm, uint64_t epoch,
+                        const std::vector<float>& warm, uint64_t epoch,
                         std::vector<float>* centroids);
   // Reindex() of a secondary instance: k-means here, the epoch switch by
   // the writer through a hand-over.

@@ -57,12 +57,12 @@ Status DBImpl::ReindexOnSecondary(const ReindexOptions& options, const Recluster
       return Status::Aborted("reindex aborted");
     }
     if (n == 0) return Status::InvalidArgument("the DB holds no vectors to cluster");
-    const size_t k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
     rec.dim = dim_;
     rec.metric = metric_;
-    rec.num_centroids = static_cast<uint32_t>(k);
     rec.trained_on = n;
-    return TrainCentroids(plan, vectors, n, k, warm, rec.epoch, &rec.centroids);
+    Status ts = TrainCentroids(plan, vectors, n, warm, rec.epoch, &rec.centroids);
+    rec.num_centroids = static_cast<uint32_t>(rec.centroids.size() / dim_);
+    return ts;
   });
   if (!s.ok()) return s;
 

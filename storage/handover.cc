@@ -36,12 +36,15 @@ std::string Name(uint64_t id, const char* ext) {
   return buf;
 }
 
-std::string Crc32c(std::string_view bytes) {
+uint32_t Crc32c(std::string_view bytes) {
   auto gen = rocksdb::GetFileChecksumGenCrc32cFactory()->CreateFileChecksumGenerator(
       rocksdb::FileChecksumGenContext());
   gen->Update(bytes.data(), bytes.size());
   gen->Finalize();
-  return gen->GetChecksum();
+  const std::string sum = gen->GetChecksum();
+  uint32_t crc = 0;
+  std::memcpy(&crc, sum.data(), std::min(sum.size(), sizeof(crc)));
+  return crc;
 }
 
 Status Errno(const std::string& what) {
@@ -125,12 +128,9 @@ uint64_t NewId() {
 Status Publish(const std::string& db_path, const IndexRecord& rec) {
   if (rec.handover_id == 0) return Status::InvalidArgument("a hand-over needs a non-zero id");
   const std::string payload = EncodeIndexRecord(rec);
-  const std::string crc = Crc32c(payload);
   std::string file(kMagic, sizeof(kMagic));
   Append(&file, kVersion);
-  uint32_t crc32 = 0;
-  std::memcpy(&crc32, crc.data(), std::min(crc.size(), sizeof(crc32)));
-  Append(&file, crc32);
+  Append(&file, Crc32c(payload));
   Append(&file, static_cast<uint64_t>(payload.size()));
   file += payload;
   return WriteDurably(Dir(db_path), Name(rec.handover_id, ".request"), file);
@@ -175,10 +175,7 @@ Status ReadRequest(const std::string& db_path, uint64_t id, IndexRecord* rec) {
                               std::to_string(length) + " payload bytes)");
   }
   const std::string_view payload(file.data() + kHeaderBytes, length);
-  const std::string crc = Crc32c(payload);
-  uint32_t expected = 0;
-  std::memcpy(&expected, crc.data(), std::min(crc.size(), sizeof(expected)));
-  if (expected != crc32) return Status::Corruption(path.string() + ": checksum mismatch");
+  if (Crc32c(payload) != crc32) return Status::Corruption(path.string() + ": checksum mismatch");
   s = DecodeIndexRecord(payload, rec);
   if (!s.ok()) return Status::Corruption(path.string() + ": " + std::string(s.message()));
   if (rec->handover_id != id) {

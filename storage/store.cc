@@ -106,6 +106,27 @@ rocksdb::ColumnFamilyOptions CfOptions(bool vectors) {
   return o;
 }
 
+// Calls fn(key, value) for every record of a column family keyed by
+// big-endian uint64 (`what` names the records in errors), in key order;
+// stops at the first non-OK Status fn returns, and returns it. A full scan:
+// it does not fill the block cache.
+Status ForEachKeyed(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& what,
+                    const std::function<Status(uint64_t, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto key = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
+    if (!key) {
+      return Status::Corruption(what + " key of " + std::to_string(it->key().size()) +
+                                " bytes (expected 8)");
+    }
+    Status s = fn(*key, std::string_view(it->value().data(), it->value().size()));
+    if (!s.ok()) return s;
+  }
+  return FromRocks(it->status(), "scanning " + what + " records");
+}
+
 }  // namespace
 
 Store::Batch::Batch(const Store* store)
@@ -302,19 +323,7 @@ Status Store::GetVector(uint64_t id, bool verify_checksums, std::string* value) 
 
 Status Store::ForEachVector(
     const std::function<Status(uint64_t, std::string_view)>& fn) {
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, vectors_cf_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto id = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
-    if (!id) {
-      return Status::Corruption("vector key of " + std::to_string(it->key().size()) +
-                                " bytes (expected 8)");
-    }
-    Status s = fn(*id, std::string_view(it->value().data(), it->value().size()));
-    if (!s.ok()) return s;
-  }
-  return FromRocks(it->status(), "scanning vectors");
+  return ForEachKeyed(db_.get(), vectors_cf_, "vector", fn);
 }
 
 uint64_t Store::EstimateVectorCount() {
@@ -341,17 +350,7 @@ Status Store::LatestIndex(IndexRecord* rec) {
 }
 
 Status Store::ForEachIndex(const std::function<Status(uint64_t, std::string_view)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), index_cf_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto epoch = DecodeU64Key(std::string_view(it->key().data(), it->key().size()));
-    if (!epoch) {
-      return Status::Corruption("index key of " + std::to_string(it->key().size()) +
-                                " bytes (expected 8)");
-    }
-    Status s = fn(*epoch, std::string_view(it->value().data(), it->value().size()));
-    if (!s.ok()) return s;
-  }
-  return FromRocks(it->status(), "scanning index records");
+  return ForEachKeyed(db_.get(), index_cf_, "index", fn);
 }
 
 Status Store::VerifyChecksums() {
