@@ -625,7 +625,7 @@ Stats DBImpl::GetStats() {
     st.merges = counters_.merges;
     st.compactions = counters_.compactions;
     st.reassigned = counters_.reassigned;
-    st.maintenance_seconds = maintenance_seconds_;
+    st.maintenance_seconds = maintenance_seconds_.load();
     st.written_since_epoch = written_since_epoch_;
     st.changed_since_epoch = changed_since_epoch_;
     const size_t live = index_.size();

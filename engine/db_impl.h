@@ -143,8 +143,8 @@ class DBImpl final : public DB {
   // One pass: local actions until none applies, then the global triggers.
   void MaintainOnce();
   // One local action (split, merge or compaction); false when none applies.
-  // REQUIRES: write_mu_ held.
-  bool LocalStepLocked();
+  // Takes write_mu_ itself, for the parts that change the index.
+  bool LocalStep();
   // Whether a global re-clustering is due. REQUIRES: write_mu_ held.
   bool GlobalDueLocked() const;
   void KickMaintainer();
@@ -176,7 +176,7 @@ class DBImpl final : public DB {
   double epoch_distortion_ = 0.0;  // mean distance to centroid at the epoch
   uint64_t handover_id_ = 0;       // last hand-over applied (IndexRecord::handover_id)
   index::MaintenanceCounters counters_;
-  double maintenance_seconds_ = 0.0;
+  std::atomic<double> maintenance_seconds_{0.0};  // local actions, written by the maintainer
   std::function<Status(std::string_view)> epoch_switch_hook_;
 
   std::atomic<uint64_t> trainings_{0};

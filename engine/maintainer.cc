@@ -68,46 +68,65 @@ void DBImpl::TEST_SetEpochSwitchHook(std::function<Status(std::string_view)> hoo
   epoch_switch_hook_ = std::move(hook);
 }
 
-bool DBImpl::LocalStepLocked() {
-  if (index_.Current()->flat()) return false;
+bool DBImpl::LocalStep() {
   const uint32_t max_size = options_.max_partition_size != 0
                                 ? options_.max_partition_size
                                 : 3 * options_.target_partition_size;
   const uint32_t min_size = options_.min_partition_size != 0
                                 ? options_.min_partition_size
                                 : options_.target_partition_size / 4;
-  const auto loads = index_.Loads();
-  size_t largest = 0, smallest = 0, dirtiest = 0;
-  for (size_t p = 1; p < loads.size(); ++p) {
-    if (loads[p].live > loads[largest].live) largest = p;
-    if (loads[p].live < loads[smallest].live) smallest = p;
-    if (loads[p].tombstones > loads[dirtiest].tombstones) dirtiest = p;
-  }
   const auto p32 = [](size_t p) { return static_cast<uint32_t>(p); };
-  if (loads[largest].live > max_size) {
+  std::shared_ptr<const index::IndexVersion> version;
+  size_t split = 0, split_live = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    if (index_.Current()->flat()) return false;
+    const auto loads = index_.Loads();
+    size_t largest = 0, smallest = 0, dirtiest = 0;
+    for (size_t p = 1; p < loads.size(); ++p) {
+      if (loads[p].live > loads[largest].live) largest = p;
+      if (loads[p].live < loads[smallest].live) smallest = p;
+      if (loads[p].tombstones > loads[dirtiest].tombstones) dirtiest = p;
+    }
     // A partition whose 2-means left a half too small to keep (an outlier
     // group) is retried only once it has grown by a quarter: splitting it
     // again would only feed the merge below.
-    const void* key = index_.Current()->partitions[largest].get();
-    auto refused = split_refused_.find(key);
-    const bool retry =
-        refused == split_refused_.end() || loads[largest].live > refused->second * 5 / 4;
-    if (retry) {
-      if (index_.Split(p32(largest), kSplitNeighbors, min_size, &counters_)) return true;
-      split_refused_[key] = loads[largest].live;
+    auto refused = split_refused_.find(index_.Current()->partitions[largest].get());
+    if (loads[largest].live > max_size &&
+        (refused == split_refused_.end() || loads[largest].live > refused->second * 5 / 4)) {
+      version = index_.Current();
+      split = largest;
+      split_live = loads[largest].live;
+    } else if (loads.size() > 1 && loads[smallest].live < min_size &&
+               index_.Merge(p32(smallest), &counters_)) {
+      return true;
+    } else {
+      const auto& d = loads[dirtiest];
+      return d.tombstones >= kCompactMinTombstones &&
+             d.tombstones >= kCompactTombstoneShare * (d.live + d.tombstones) &&
+             index_.Compact(p32(dirtiest), &counters_);
     }
   }
-  if (loads.size() > 1 && loads[smallest].live < min_size &&
-      index_.Merge(p32(smallest), &counters_)) {
-    return true;
+
+  // A split: the 2-means off the lock, writers go on meanwhile.
+  index::IvfIndex::SplitPlan plan;
+  const bool planned = index_.PlanSplit(version, p32(split), min_size, &plan);
+  std::vector<uint32_t> neighbors;
+  {
+    std::lock_guard lock(write_mu_);
+    if (index_.Current() != version) return true;  // replaced meanwhile: look again
+    if (!planned ||
+        !index_.ApplySplit(plan, kSplitNeighbors, min_size, &neighbors, &counters_)) {
+      split_refused_[version->partitions[split].get()] = split_live;
+      return true;
+    }
+    version = index_.Current();
   }
-  const auto& d = loads[dirtiest];
-  if (d.tombstones >= kCompactMinTombstones &&
-      d.tombstones >= kCompactTombstoneShare * (d.live + d.tombstones) &&
-      index_.Compact(p32(dirtiest), &counters_)) {
-    return true;
-  }
-  return false;
+  // The vectors near the moved boundary, also planned off the lock.
+  const auto reassign = index_.PlanReassign(version, neighbors);
+  std::lock_guard lock(write_mu_);
+  index_.ApplyReassign(reassign, &counters_);
+  return true;
 }
 
 bool DBImpl::GlobalDueLocked() const {
@@ -143,18 +162,22 @@ void DBImpl::MaintainOnce() {
   // first: someone asked for them.
   ApplyHandovers();
 
-  // Local actions, one per lock acquisition so writers interleave.
-  bool changed = false;
+  // Local actions, each taking the write lock only for its cheap part, so
+  // writers interleave; their arithmetic on the maintenance threads.
+  const uint64_t reshaped_before = counters_.splits + counters_.merges;
   while (!stopping_.load()) {
-    std::lock_guard lock(write_mu_);
     const auto start = std::chrono::steady_clock::now();
-    const bool acted = LocalStepLocked();
-    maintenance_seconds_ +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    bool acted = false;
+    (void)RunBounded(MaintenanceThreads(), [&] {
+      acted = LocalStep();
+      return Status::OK();
+    });
+    maintenance_seconds_.store(
+        maintenance_seconds_.load() +
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (!acted) break;
-    changed = true;
   }
-  if (changed && !stopping_.load()) {
+  if (counters_.splits + counters_.merges != reshaped_before && !stopping_.load()) {
     // The centroids changed: persist them (derived state, so no fsync; a
     // crash before the next sync only loses the refinement).
     std::lock_guard lock(write_mu_);

@@ -138,12 +138,53 @@ class IvfIndex {
   // Replaces the serving index with `state`; readers switch atomically.
   void Publish(IndexState state);
 
-  // Local maintenance, each one partition's worth of work. They return
-  // false when there was nothing to do.
-  // Splits partition p with 2-means, then reassigns the vectors of it and
-  // of its `neighbors` nearest partitions that are now nearer another
-  // centroid. Refuses (false) when a half would hold fewer than min_half.
-  bool Split(uint32_t p, size_t neighbors, size_t min_half, MaintenanceCounters* counters);
+  // Local maintenance, each one partition's worth of work. A split is
+  // planned off the writer's lock (its 2-means and the nearest-centroid
+  // search of the reassignment read only a published version) and applied
+  // under it, so writers wait only for the copying.
+
+  // What a split will do: partition `partition` of `version` becomes two
+  // partitions around `centroids` (2 x dim).
+  struct SplitPlan {
+    std::shared_ptr<const IndexVersion> version;
+    uint32_t partition = 0;
+    std::vector<float> centroids;
+  };
+  // Any thread. 2-means over the live vectors of partition p of v as
+  // published. False when p holds fewer than 4 or a half would hold fewer
+  // than min_half.
+  bool PlanSplit(std::shared_ptr<const IndexVersion> v, uint32_t p, size_t min_half,
+                 SplitPlan* plan) const;
+
+  // Vectors of some partitions and the centroid each is now nearest to.
+  struct ReassignPlan {
+    struct Entry {
+      uint64_t id;
+      uint32_t partition;  // where the plan saw it
+      uint32_t slot;
+      uint32_t nearest;
+      float distance;  // to the nearest centroid
+    };
+    std::shared_ptr<const IndexVersion> version;
+    std::vector<Entry> entries;
+  };
+
+  // Writer side. Applies `plan` when the serving version is still the one
+  // it was made against: every vector live in the partition now (writes
+  // since the plan included) goes to the nearer of the two centroids.
+  // False, changing nothing, when the version changed or a half would hold
+  // fewer than min_half. On success `reassign` lists the two halves and
+  // the `neighbors` partitions nearest the old centroid, whose vectors may
+  // now be nearer another centroid (see PlanReassign).
+  bool ApplySplit(const SplitPlan& plan, size_t neighbors, size_t min_half,
+                  std::vector<uint32_t>* reassign, MaintenanceCounters* counters);
+  // Any thread: the nearest centroid of every live vector of `parts` of v.
+  ReassignPlan PlanReassign(std::shared_ptr<const IndexVersion> v,
+                            const std::vector<uint32_t>& parts) const;
+  // Writer side: moves each vector of `plan` still where the plan saw it
+  // to its nearest partition; returns how many moved. Nothing when the
+  // serving version is no longer plan.version.
+  uint64_t ApplyReassign(const ReassignPlan& plan, MaintenanceCounters* counters);
   // Removes partition p; its vectors go to their nearest remaining centroid.
   bool Merge(uint32_t p, MaintenanceCounters* counters);
   // Rewrites partition p without its tombstones.
@@ -175,14 +216,10 @@ class IvfIndex {
                             std::vector<std::vector<Neighbor>>* out) const;
   // Nearest partition of vec and its distance (0 when flat).
   uint32_t NearestPartition(const IndexVersion& v, const float* vec, float* dist) const;
-  // Moves `id` (live, at `loc`) to partition `to` of the serving version.
-  void MoveTo(uint64_t id, const float* vec, uint32_t to, float dist);
   // A copy of the serving version's structure (sharing its partitions),
   // to modify and publish.
   std::shared_ptr<IndexVersion> CopyVersion() const;
   void PublishVersion(std::shared_ptr<IndexVersion> v);
-  // Reassigns the live vectors of `parts` to their nearest centroid.
-  uint64_t Reassign(const std::vector<uint32_t>& parts);
 
   const uint32_t dim_;
   const Metric metric_;

@@ -4,7 +4,9 @@
 // reassignment of vectors near moved boundaries (the LIRE idea of SPFresh).
 // Each action is one partition's worth of work (plus its neighbours for a
 // reassignment) and publishes a new version that shares every partition
-// it does not touch.
+// it does not touch. The arithmetic of a split (2-means, nearest centroids
+// of the neighbours) is planned against a published version without the
+// writer's lock; applying it under the lock only copies and relinks.
 
 #include <algorithm>
 
@@ -31,6 +33,9 @@ void Gather(const Partition& part, uint32_t p, uint32_t dim, LiveSet* out) {
   }
 }
 
+// Vectors the 2-means of a split is trained on, at most.
+constexpr size_t kSplitSample = 512;
+
 }  // namespace
 
 std::vector<IvfIndex::PartitionLoad> IvfIndex::Loads() const {
@@ -42,46 +47,25 @@ std::vector<IvfIndex::PartitionLoad> IvfIndex::Loads() const {
   return loads;
 }
 
-void IvfIndex::MoveTo(uint64_t id, const float* vec, uint32_t to, float dist) {
-  Location& loc = state_.locations.at(id);
-  state_.version->partitions[loc.partition]->MarkDeleted(loc.slot);
-  const uint32_t slot = state_.version->partitions[to]->Append(id, vec);
-  state_.distortion_sum += dist - loc.distance;
-  loc = Location{to, slot, dist};
-}
-
-uint64_t IvfIndex::Reassign(const std::vector<uint32_t>& parts) {
-  const IndexVersion& v = *state_.version;
-  LiveSet live;
-  for (uint32_t p : parts) Gather(*v.partitions[p], p, dim_, &live);
-  const size_t n = live.ids.size();
-  if (n == 0) return 0;
-  std::vector<uint32_t> labels(n);
-  std::vector<float> dists(n);
-  kernels::AssignNearest(metric_, live.vectors.data(), n, v.centroids.data(), nullptr,
-                         v.partitions.size(), dim_, labels.data(), dists.data());
-  uint64_t moved = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (labels[i] != live.partitions[i]) {
-      MoveTo(live.ids[i], &live.vectors[i * dim_], labels[i], dists[i]);
-      ++moved;
-    } else {
-      Location& loc = state_.locations.at(live.ids[i]);
-      state_.distortion_sum += dists[i] - loc.distance;
-      loc.distance = dists[i];
-    }
+bool IvfIndex::PlanSplit(std::shared_ptr<const IndexVersion> v, uint32_t p, size_t min_half,
+                         SplitPlan* plan) const {
+  if (v->flat() || p >= v->partitions.size()) return false;
+  // The 2-means runs on an even sample of at most kSplitSample live
+  // vectors: two centroids are settled long before that, and a partition
+  // waiting for its split may hold several times max_partition_size.
+  const Partition::View view = v->partitions[p]->Read();
+  std::vector<uint32_t> live_slots;
+  for (size_t s = 0; s < view.size; ++s) {
+    if (!view.deleted(s)) live_slots.push_back(static_cast<uint32_t>(s));
   }
-  return moved;
-}
-
-bool IvfIndex::Split(uint32_t p, size_t neighbors, size_t min_half,
-                     MaintenanceCounters* counters) {
-  const IndexVersion& cur = *state_.version;
-  if (cur.flat() || p >= cur.partitions.size()) return false;
-  LiveSet live;
-  Gather(*cur.partitions[p], p, dim_, &live);
-  const size_t n = live.ids.size();
+  const size_t n = live_slots.size();
   if (n < 4) return false;
+  const size_t m = std::min(n, kSplitSample);
+  std::vector<float> sample(m * dim_);
+  for (size_t i = 0; i < m; ++i) {
+    const float* x = view.vector(live_slots[i * n / m]);
+    std::copy(x, x + dim_, &sample[i * dim_]);
+  }
 
   KMeansOptions ko;
   ko.max_iterations = 10;
@@ -90,10 +74,27 @@ bool IvfIndex::Split(uint32_t p, size_t neighbors, size_t min_half,
   ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
   ko.device = Device::kCpu;  // a partition's worth: not worth a GPU launch
   KMeansResult res;
-  if (!KMeans(ko, live.vectors.data(), n, dim_, 2, &res).ok()) return false;
+  if (!KMeans(ko, sample.data(), m, dim_, 2, &res).ok()) return false;
+  const size_t ones = std::count(res.assignments.begin(), res.assignments.end(), 1u);
+  // The halves' shares in the sample stand for those in the partition.
+  if (std::min(ones, m - ones) * n < std::max<size_t>(min_half, 1) * m) return false;
+  plan->version = std::move(v);
+  plan->partition = p;
+  plan->centroids = std::move(res.centroids);
+  return true;
+}
+
+bool IvfIndex::ApplySplit(const SplitPlan& plan, size_t neighbors, size_t min_half,
+                          std::vector<uint32_t>* reassign, MaintenanceCounters* counters) {
+  if (plan.version != state_.version) return false;
+  const uint32_t p = plan.partition;
+  // The vectors live now: the plan's, less deletes, plus appends since.
+  LiveSet live;
+  Gather(*state_.version->partitions[p], p, dim_, &live);
+  const size_t n = live.ids.size();
   std::vector<uint32_t> labels(n);
   std::vector<float> dists(n);
-  kernels::AssignNearest(metric_, live.vectors.data(), n, res.centroids.data(), nullptr, 2,
+  kernels::AssignNearest(metric_, live.vectors.data(), n, plan.centroids.data(), nullptr, 2,
                          dim_, labels.data(), dists.data());
   const size_t ones = std::count(labels.begin(), labels.end(), 1u);
   if (std::min(ones, n - ones) < std::max<size_t>(min_half, 1)) return false;
@@ -102,9 +103,9 @@ bool IvfIndex::Split(uint32_t p, size_t neighbors, size_t min_half,
   const uint32_t q = static_cast<uint32_t>(v->partitions.size());
   const std::vector<float> old_centroid(v->centroids.begin() + size_t{p} * dim_,
                                         v->centroids.begin() + size_t{p + 1} * dim_);
-  std::copy(res.centroids.begin(), res.centroids.begin() + dim_,
+  std::copy(plan.centroids.begin(), plan.centroids.begin() + dim_,
             v->centroids.begin() + size_t{p} * dim_);
-  v->centroids.insert(v->centroids.end(), res.centroids.begin() + dim_, res.centroids.end());
+  v->centroids.insert(v->centroids.end(), plan.centroids.begin() + dim_, plan.centroids.end());
   auto a = std::make_shared<Partition>(dim_, (n - ones) * 5 / 4 + 16);
   auto b = std::make_shared<Partition>(dim_, ones * 5 / 4 + 16);
   for (size_t i = 0; i < n; ++i) {
@@ -122,13 +123,101 @@ bool IvfIndex::Split(uint32_t p, size_t neighbors, size_t min_half,
   // The boundary moved: vectors of the two halves and of the partitions
   // nearest the old centroid may now be nearer another centroid.
   const size_t want = std::min(state_.version->partitions.size(), neighbors + 2);
-  std::vector<uint32_t> near(want);
+  reassign->assign(want, 0);
   kernels::NearestCentroids(metric_, old_centroid.data(), 1, state_.version->centroids.data(),
-                            state_.version->partitions.size(), dim_, want, near.data(), nullptr);
-  if (std::find(near.begin(), near.end(), p) == near.end()) near.push_back(p);
-  if (std::find(near.begin(), near.end(), q) == near.end()) near.push_back(q);
-  counters->reassigned += Reassign(near);
+                            state_.version->partitions.size(), dim_, want, reassign->data(),
+                            nullptr);
+  for (uint32_t half : {p, q}) {
+    if (std::find(reassign->begin(), reassign->end(), half) == reassign->end()) {
+      reassign->push_back(half);
+    }
+  }
   return true;
+}
+
+IvfIndex::ReassignPlan IvfIndex::PlanReassign(std::shared_ptr<const IndexVersion> v,
+                                              const std::vector<uint32_t>& parts) const {
+  ReassignPlan plan;
+  if (v->flat()) return plan;
+  std::vector<uint32_t> labels;
+  std::vector<float> dists;
+  for (uint32_t p : parts) {
+    if (p >= v->partitions.size()) continue;
+    // Straight from the partition's block: its slots are contiguous rows;
+    // tombstoned ones are computed and skipped (cheaper than copying).
+    const Partition::View view = v->partitions[p]->Read();
+    if (view.size == 0) continue;
+    labels.resize(view.size);
+    dists.resize(view.size);
+    kernels::AssignNearest(metric_, view.vector(0), view.size, v->centroids.data(), nullptr,
+                           v->partitions.size(), dim_, labels.data(), dists.data());
+    for (size_t s = 0; s < view.size; ++s) {
+      if (view.deleted(s)) continue;
+      plan.entries.push_back({view.block->ids[s], p, static_cast<uint32_t>(s), labels[s], dists[s]});
+    }
+  }
+  plan.version = std::move(v);
+  return plan;
+}
+
+uint64_t IvfIndex::ApplyReassign(const ReassignPlan& plan, MaintenanceCounters* counters) {
+  if (plan.version != state_.version) return 0;
+  const IndexVersion& cur = *state_.version;
+  const size_t nparts = cur.partitions.size();
+  // Per partition: the slots whose vectors leave it, the vectors arriving.
+  std::vector<std::vector<uint8_t>> leaving(nparts);
+  std::vector<std::vector<const ReassignPlan::Entry*>> arriving(nparts);
+  uint64_t moved = 0;
+  for (const ReassignPlan::Entry& e : plan.entries) {
+    // Only a vector still in the slot the plan read has the plan's value:
+    // an upsert since moved it to a new slot, a delete removed it.
+    auto it = state_.locations.find(e.id);
+    if (it == state_.locations.end() || it->second.partition != e.partition ||
+        it->second.slot != e.slot) {
+      continue;
+    }
+    if (e.nearest == e.partition) {
+      state_.distortion_sum += e.distance - it->second.distance;
+      it->second.distance = e.distance;
+      continue;
+    }
+    auto& out = leaving[e.partition];
+    if (out.empty()) out.assign(cur.partitions[e.partition]->slots(), 0);
+    out[e.slot] = 1;
+    arriving[e.nearest].push_back(&e);
+    ++moved;
+  }
+  if (moved == 0) return 0;
+
+  // Copy on write: every partition that loses or gains a vector is rebuilt
+  // beside the serving one, so a search still reading the serving version
+  // (a long batch) finds each vector exactly once, where it was; moving
+  // in place would hide those moved into a partition that version lacks.
+  auto v = CopyVersion();
+  for (size_t p = 0; p < nparts; ++p) {
+    if (leaving[p].empty() && arriving[p].empty()) continue;
+    const Partition::View view = cur.partitions[p]->Read();
+    auto fresh = std::make_shared<Partition>(
+        dim_, (cur.partitions[p]->live() + arriving[p].size()) * 5 / 4 + 16);
+    for (size_t s = 0; s < view.size; ++s) {
+      if (view.deleted(s) || (!leaving[p].empty() && leaving[p][s] != 0)) continue;
+      const uint64_t id = view.block->ids[s];
+      state_.locations.at(id).slot = fresh->Append(id, view.vector(s));
+    }
+    v->partitions[p] = std::move(fresh);
+  }
+  for (size_t p = 0; p < nparts; ++p) {
+    for (const ReassignPlan::Entry* e : arriving[p]) {
+      const Partition::View from = cur.partitions[e->partition]->Read();
+      Location& loc = state_.locations.at(e->id);
+      state_.distortion_sum += e->distance - loc.distance;
+      loc = Location{static_cast<uint32_t>(p), v->partitions[p]->Append(e->id, from.vector(e->slot)),
+                     e->distance};
+    }
+  }
+  PublishVersion(std::move(v));
+  counters->reassigned += moved;
+  return moved;
 }
 
 bool IvfIndex::Merge(uint32_t p, MaintenanceCounters* counters) {
