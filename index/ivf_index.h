@@ -216,6 +216,20 @@ class IvfIndex {
                             std::vector<std::vector<Neighbor>>* out) const;
   // Nearest partition of vec and its distance (0 when flat).
   uint32_t NearestPartition(const IndexVersion& v, const float* vec, float* dist) const;
+  // A vector arriving in a partition being rebuilt.
+  struct Arrival {
+    uint64_t id;
+    const float* vec;
+    float distance;  // to the partition's centroid
+  };
+  // Copy on write: replaces each partition p of `parts` in v (a copy of
+  // the serving version, numbered as v is) by a fresh one holding its live
+  // vectors less the slots flagged in leaving[p] (when present), plus
+  // arriving[p] (when present), and points their locations there.
+  // Readers of the serving version keep the old partitions untouched.
+  void Rebuild(IndexVersion* v, const std::vector<uint32_t>& parts,
+               const std::vector<std::vector<uint8_t>>& leaving,
+               const std::vector<std::vector<Arrival>>& arriving);
   // A copy of the serving version's structure (sharing its partitions),
   // to modify and publish.
   std::shared_ptr<IndexVersion> CopyVersion() const;

@@ -160,13 +160,40 @@ IvfIndex::ReassignPlan IvfIndex::PlanReassign(std::shared_ptr<const IndexVersion
   return plan;
 }
 
+void IvfIndex::Rebuild(IndexVersion* v, const std::vector<uint32_t>& parts,
+                       const std::vector<std::vector<uint8_t>>& leaving,
+                       const std::vector<std::vector<Arrival>>& arriving) {
+  for (uint32_t p : parts) {
+    const Partition::View view = v->partitions[p]->Read();
+    const bool drops = p < leaving.size() && !leaving[p].empty();
+    const size_t arrivals = p < arriving.size() ? arriving[p].size() : 0;
+    auto fresh =
+        std::make_shared<Partition>(dim_, (v->partitions[p]->live() + arrivals) * 5 / 4 + 16);
+    for (size_t s = 0; s < view.size; ++s) {
+      if (view.deleted(s) || (drops && leaving[p][s] != 0)) continue;
+      const uint64_t id = view.block->ids[s];
+      Location& loc = state_.locations.at(id);
+      loc.partition = p;
+      loc.slot = fresh->Append(id, view.vector(s));
+    }
+    for (size_t i = 0; i < arrivals; ++i) {
+      const Arrival& a = arriving[p][i];
+      Location& loc = state_.locations.at(a.id);
+      state_.distortion_sum += a.distance - loc.distance;
+      loc = Location{p, fresh->Append(a.id, a.vec), a.distance};
+    }
+    v->partitions[p] = std::move(fresh);
+  }
+}
+
 uint64_t IvfIndex::ApplyReassign(const ReassignPlan& plan, MaintenanceCounters* counters) {
   if (plan.version != state_.version) return 0;
   const IndexVersion& cur = *state_.version;
   const size_t nparts = cur.partitions.size();
   // Per partition: the slots whose vectors leave it, the vectors arriving.
   std::vector<std::vector<uint8_t>> leaving(nparts);
-  std::vector<std::vector<const ReassignPlan::Entry*>> arriving(nparts);
+  std::vector<std::vector<Arrival>> arriving(nparts);
+  std::vector<Partition::View> views(nparts);
   uint64_t moved = 0;
   for (const ReassignPlan::Entry& e : plan.entries) {
     // Only a vector still in the slot the plan read has the plan's value:
@@ -182,39 +209,21 @@ uint64_t IvfIndex::ApplyReassign(const ReassignPlan& plan, MaintenanceCounters* 
       continue;
     }
     auto& out = leaving[e.partition];
-    if (out.empty()) out.assign(cur.partitions[e.partition]->slots(), 0);
+    if (out.empty()) {
+      views[e.partition] = cur.partitions[e.partition]->Read();
+      out.assign(views[e.partition].size, 0);
+    }
     out[e.slot] = 1;
-    arriving[e.nearest].push_back(&e);
+    arriving[e.nearest].push_back({e.id, views[e.partition].vector(e.slot), e.distance});
     ++moved;
   }
   if (moved == 0) return 0;
-
-  // Copy on write: every partition that loses or gains a vector is rebuilt
-  // beside the serving one, so a search still reading the serving version
-  // (a long batch) finds each vector exactly once, where it was; moving
-  // in place would hide those moved into a partition that version lacks.
+  std::vector<uint32_t> touched;
+  for (size_t p = 0; p < nparts; ++p) {
+    if (!leaving[p].empty() || !arriving[p].empty()) touched.push_back(static_cast<uint32_t>(p));
+  }
   auto v = CopyVersion();
-  for (size_t p = 0; p < nparts; ++p) {
-    if (leaving[p].empty() && arriving[p].empty()) continue;
-    const Partition::View view = cur.partitions[p]->Read();
-    auto fresh = std::make_shared<Partition>(
-        dim_, (cur.partitions[p]->live() + arriving[p].size()) * 5 / 4 + 16);
-    for (size_t s = 0; s < view.size; ++s) {
-      if (view.deleted(s) || (!leaving[p].empty() && leaving[p][s] != 0)) continue;
-      const uint64_t id = view.block->ids[s];
-      state_.locations.at(id).slot = fresh->Append(id, view.vector(s));
-    }
-    v->partitions[p] = std::move(fresh);
-  }
-  for (size_t p = 0; p < nparts; ++p) {
-    for (const ReassignPlan::Entry* e : arriving[p]) {
-      const Partition::View from = cur.partitions[e->partition]->Read();
-      Location& loc = state_.locations.at(e->id);
-      state_.distortion_sum += e->distance - loc.distance;
-      loc = Location{static_cast<uint32_t>(p), v->partitions[p]->Append(e->id, from.vector(e->slot)),
-                     e->distance};
-    }
-  }
+  Rebuild(v.get(), touched, leaving, arriving);
   PublishVersion(std::move(v));
   counters->reassigned += moved;
   return moved;
@@ -227,48 +236,49 @@ bool IvfIndex::Merge(uint32_t p, MaintenanceCounters* counters) {
   LiveSet live;
   Gather(*cur.partitions[p], p, dim_, &live);
 
-  // Partition `last` takes p's place: its vectors keep their slots.
+  // Partition `last` takes p's place.
   auto v = CopyVersion();
   const uint32_t last = static_cast<uint32_t>(nparts - 1);
+  std::vector<uint32_t> touched;
   if (p != last) {
     std::copy(v->centroids.begin() + size_t{last} * dim_,
               v->centroids.begin() + size_t{last + 1} * dim_,
               v->centroids.begin() + size_t{p} * dim_);
     v->partitions[p] = v->partitions[last];
-    Partition::View view = v->partitions[p]->Read();
-    for (size_t s = 0; s < view.size; ++s) {
-      if (!view.deleted(s)) state_.locations.at(view.block->ids[s]).partition = p;
-    }
+    touched.push_back(p);  // its vectors' locations name `last`
   }
   v->centroids.resize(size_t{last} * dim_);
   v->partitions.pop_back();
-  for (uint64_t id : live.ids) {
-    state_.distortion_sum -= state_.locations.at(id).distance;
-    state_.locations.erase(id);
+
+  // p's vectors go to their nearest remaining centroid.
+  const size_t n = live.ids.size();
+  std::vector<uint32_t> labels(n);
+  std::vector<float> dists(n);
+  if (n > 0) {
+    kernels::AssignNearest(metric_, live.vectors.data(), n, v->centroids.data(), nullptr, last,
+                           dim_, labels.data(), dists.data());
   }
-  // Publish first, then re-insert: a search may briefly miss these vectors
-  // but never sees one twice.
+  std::vector<std::vector<Arrival>> arriving(last);
+  for (size_t i = 0; i < n; ++i) {
+    if (arriving[labels[i]].empty()) touched.push_back(labels[i]);
+    arriving[labels[i]].push_back({live.ids[i], &live.vectors[i * dim_], dists[i]});
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  // Copies of the partitions that take them in: a search still reading
+  // the serving version finds each of p's vectors once, in p.
+  Rebuild(v.get(), touched, {}, arriving);
   PublishVersion(std::move(v));
-  for (size_t i = 0; i < live.ids.size(); ++i) {
-    UpsertInto(&state_, live.ids[i], &live.vectors[i * dim_]);
-  }
   ++counters->merges;
-  counters->reassigned += live.ids.size();
+  counters->reassigned += n;
   return true;
 }
 
 bool IvfIndex::Compact(uint32_t p, MaintenanceCounters* counters) {
   const IndexVersion& cur = *state_.version;
   if (p >= cur.partitions.size() || cur.partitions[p]->tombstones() == 0) return false;
-  Partition::View view = cur.partitions[p]->Read();
-  auto fresh = std::make_shared<Partition>(dim_, cur.partitions[p]->live() * 5 / 4 + 16);
-  for (size_t s = 0; s < view.size; ++s) {
-    if (view.deleted(s)) continue;
-    const uint64_t id = view.block->ids[s];
-    state_.locations.at(id).slot = fresh->Append(id, view.vector(s));
-  }
   auto v = CopyVersion();
-  v->partitions[p] = std::move(fresh);
+  Rebuild(v.get(), {p}, {}, {});
   PublishVersion(std::move(v));
   ++counters->compactions;
   return true;

@@ -112,6 +112,24 @@ TEST_F(IvfMaintenanceTest, SplitAndReassignKeepAnOlderVersionWhole) {
   EXPECT_LE(sizes[1] + sizes[2], 20u);
 }
 
+TEST_F(IvfMaintenanceTest, MergeAndCompactionKeepAnOlderVersionWhole) {
+  const std::shared_ptr<const IndexVersion> before = index_.Current();
+  ASSERT_TRUE(index_.Remove(0));
+  ASSERT_TRUE(index_.Compact(0, &counters_));
+  const std::shared_ptr<const IndexVersion> compacted = index_.Current();
+  ASSERT_TRUE(index_.Merge(1, &counters_));  // partition 2 takes its place
+  EXPECT_EQ(index_.Current()->partitions.size(), 2u);
+  ExpectConsistent(index_);
+
+  for (const auto& version : {before, compacted, index_.Current()}) {
+    const auto copies = Copies(*version);
+    // The delete is seen by every version (tombstones are shared).
+    EXPECT_EQ(copies.size(), live_ - 1);
+    for (const auto& [id, n] : copies) EXPECT_EQ(n, 1) << "id " << id;
+  }
+  EXPECT_EQ(index_.Stats().tombstones, 0u);
+}
+
 TEST_F(IvfMaintenanceTest, WritesBetweenPlanAndApplyAreKept) {
   IvfIndex::SplitPlan plan;
   ASSERT_TRUE(index_.PlanSplit(index_.Current(), 0, 10, &plan));
