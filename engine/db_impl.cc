@@ -382,17 +382,21 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   const auto start = std::chrono::steady_clock::now();
   const auto& progress = plan.progress;
 
-  // 1. Snapshot the live vectors and start logging the writes that follow.
+  // 1. Take the serving version and start logging the writes that follow;
+  // then, off the lock, copy its live vectors. Writes racing the copy are
+  // in the log, whose replay (step 4) leaves exactly their result; local
+  // maintenance meanwhile publishes new versions and leaves this one be.
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
   std::vector<float> warm;  // the serving centroids, to warm-start from
   uint64_t epoch = 0;
+  std::shared_ptr<const index::IndexVersion> snapshot;
   {
     std::lock_guard lock(write_mu_);
     if (plan.only_if_flat && !index_.Current()->flat()) return Status::OK();
-    index_.CollectLive(&ids, &vectors);
-    epoch = index_.Current()->epoch;
-    if (plan.given == nullptr) warm = index_.Current()->centroids;
+    snapshot = index_.Current();
+    epoch = snapshot->epoch;
+    if (plan.given == nullptr) warm = snapshot->centroids;
     recording_ = true;
     op_log_.clear();
   }
@@ -406,6 +410,8 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
       db->op_log_.shrink_to_fit();
     }
   } stop_recording{this};
+  index_.CollectLive(*snapshot, &ids, &vectors);
+  snapshot.reset();
 
   const size_t n = ids.size();
   if (progress && !progress({"gather", n, n})) return Status::Aborted("reindex aborted");
@@ -443,7 +449,9 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   s = Hook("build");
   if (!s.ok()) return s;
 
-  // 4. Under the lock: catch up, persist, swap.
+  // 4. Under the lock: catch up, persist, swap. The replaced state is
+  // freed after the lock is released (declared first, destroyed last).
+  index::IndexState retired;
   std::lock_guard lock(write_mu_);
   if (stopping_.load()) return Status::Aborted("the DB is closing");
   for (const LoggedOp& op : op_log_) {
@@ -482,7 +490,7 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   changed_since_epoch_ = 0;
   handover_id_ = rec.handover_id;
   split_refused_.clear();
-  index_.Publish(std::move(next));
+  retired = index_.Publish(std::move(next));
   if (epoch_switch_hook_) (void)epoch_switch_hook_("swap");
 
   trainings_.fetch_add(1);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include <tbb/parallel_for.h>
 
@@ -60,14 +61,23 @@ bool IvfIndex::RemoveFrom(IndexState* state, uint64_t id) const {
 }
 
 void IvfIndex::CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vectors) const {
+  CollectLive(*state_.version, ids, vectors);
+}
+
+void IvfIndex::CollectLive(const IndexVersion& v, std::vector<uint64_t>* ids,
+                           std::vector<float>* vectors) const {
   ids->clear();
   vectors->clear();
-  ids->reserve(state_.locations.size());
-  vectors->reserve(state_.locations.size() * dim_);
-  for (const auto& p : state_.version->partitions) {
+  // An upsert tombstones the old slot, then appends: a copy racing it may
+  // see both slots live. Keep the first.
+  std::unordered_set<uint64_t> seen;
+  for (const auto& p : v.partitions) {
     Partition::View view = p->Read();
+    seen.reserve(seen.size() + view.size);
+    ids->reserve(ids->size() + view.size);
+    vectors->reserve(vectors->size() + view.size * dim_);
     for (size_t s = 0; s < view.size; ++s) {
-      if (view.deleted(s)) continue;
+      if (view.deleted(s) || !seen.insert(view.block->ids[s]).second) continue;
       ids->push_back(view.block->ids[s]);
       vectors->insert(vectors->end(), view.vector(s), view.vector(s) + dim_);
     }
@@ -168,9 +178,10 @@ IndexState IvfIndex::Build(uint64_t epoch, std::vector<float> centroids,
   return state;
 }
 
-void IvfIndex::Publish(IndexState state) {
-  state_ = std::move(state);
+IndexState IvfIndex::Publish(IndexState state) {
+  std::swap(state_, state);
   current_.Store(state_.version);
+  return state;
 }
 
 std::shared_ptr<IndexVersion> IvfIndex::CopyVersion() const {

@@ -117,6 +117,14 @@ class IvfIndex {
   // Copies every live vector (prepared form) and its id, in partition order.
   void CollectLive(std::vector<uint64_t>* ids, std::vector<float>* vectors) const;
 
+  // Any thread: copies every vector not tombstoned in v, each id once.
+  // While writers go on, the copy holds each vector as it was when the
+  // version was taken or as a write since left it (an upsert seen half
+  // way may show either value, a delete either way); a caller that logs
+  // the writes made since it took v and replays them gets the exact state.
+  void CollectLive(const IndexVersion& v, std::vector<uint64_t>* ids,
+                   std::vector<float>* vectors) const;
+
   // The stored (prepared) vector of live `id`; null when it is not live.
   const float* VectorOf(uint64_t id) const;
 
@@ -136,7 +144,8 @@ class IvfIndex {
   std::vector<PartitionLoad> Loads() const;
 
   // Replaces the serving index with `state`; readers switch atomically.
-  void Publish(IndexState state);
+  // Returns the replaced state, for the caller to free after unlocking.
+  IndexState Publish(IndexState state);
 
   // Local maintenance, each one partition's worth of work. A split is
   // planned off the writer's lock (its 2-means and the nearest-centroid
