@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <thread>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include "kernels/cpu/assign.h"
+#include "kernels/cpu/distance.h"
 #include "quiver/kmeans.h"
 #include "quiver/write_batch.h"
 #include "storage/handover.h"
@@ -351,7 +354,8 @@ Status DBImpl::Recluster(const ReclusterPlan& plan) {
 
 Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors,
                               size_t n, const std::vector<float>& warm, uint64_t epoch,
-                              std::vector<float>* centroids) {
+                              std::vector<float>* centroids,
+                              std::vector<uint32_t>* assignments) {
   const size_t k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
   KMeansOptions ko;
   ko.max_iterations = plan.iterations;
@@ -374,6 +378,7 @@ Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float
   Status s = KMeans(ko, vectors.data(), n, dim_, k, &res);
   if (!s.ok()) return s;
   *centroids = std::move(res.centroids);
+  if (assignments != nullptr) *assignments = std::move(res.assignments);
   return Status::OK();
 }
 
@@ -422,12 +427,13 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   // 2. k-means (or the handed-over centroids), off the lock: writers and
   // searches go on.
   std::vector<float> centroids;
+  std::vector<uint32_t> labels;
   size_t k = 0;
   if (plan.given != nullptr) {
     centroids = plan.given->centroids;
     k = plan.given->num_centroids;
   } else {
-    s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids);
+    s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids, &labels);
     if (!s.ok()) return s;
     k = centroids.size() / dim_;
   }
@@ -435,10 +441,22 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   if (!s.ok()) return s;
 
   // 3. The new index, beside the serving one. Vectors go to their nearest
-  // final centroid (k-means reports the assignment before its last update).
-  std::vector<uint32_t> labels(n);
+  // centroid: the k-means's final assignment (made against the centroids
+  // it returns, on whichever device ran it), so only the distance to the
+  // assigned centroid is computed here; handed-over centroids need the
+  // whole nearest-centroid search.
   std::vector<float> dists(n);
-  if (n > 0) {
+  if (labels.size() == n && n > 0) {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, n, 1024),
+                      [&](const tbb::blocked_range<size_t>& r) {
+                        for (size_t i = r.begin(); i != r.end(); ++i) {
+                          kernels::DistancesToBlock(metric_, &vectors[i * dim_],
+                                                    &centroids[size_t{labels[i]} * dim_], 1,
+                                                    dim_, &dists[i]);
+                        }
+                      });
+  } else if (n > 0) {
+    labels.resize(n);
     kernels::AssignNearest(metric_, vectors.data(), n, centroids.data(), nullptr, k, dim_,
                            labels.data(), dists.data());
   }

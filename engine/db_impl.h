@@ -119,10 +119,12 @@ class DBImpl final : public DB {
   Status ReclusterUnbounded(const ReclusterPlan& plan);
   // The k-means of a re-clustering over a snapshot of n >= 1 prepared
   // vectors: plan.partitions centroids (0: from target_partition_size; at
-  // most n), warm-started from `warm` when it holds that many.
+  // most n), warm-started from `warm` when it holds that many; with
+  // `assignments`, also each vector's centroid among those returned.
   Status TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors, size_t n,
                         const std::vector<float>& warm, uint64_t epoch,
-                        std::vector<float>* centroids);
+                        std::vector<float>* centroids,
+                        std::vector<uint32_t>* assignments = nullptr);
   // Reindex() of a secondary instance: k-means here, the epoch switch by
   // the writer through a hand-over.
   Status ReindexOnSecondary(const ReindexOptions& options, const ReclusterPlan& plan);
