@@ -70,12 +70,18 @@ void IvfIndex::CollectLive(const IndexVersion& v, std::vector<uint64_t>* ids,
   vectors->clear();
   // An upsert tombstones the old slot, then appends: a copy racing it may
   // see both slots live. Keep the first.
-  std::unordered_set<uint64_t> seen;
+  std::vector<Partition::View> views;
+  views.reserve(v.partitions.size());
+  size_t slots = 0;
   for (const auto& p : v.partitions) {
-    Partition::View view = p->Read();
-    seen.reserve(seen.size() + view.size);
-    ids->reserve(ids->size() + view.size);
-    vectors->reserve(vectors->size() + view.size * dim_);
+    views.push_back(p->Read());
+    slots += views.back().size;
+  }
+  std::unordered_set<uint64_t> seen;
+  seen.reserve(slots);  // once: growing it per partition rehashes it each time
+  ids->reserve(slots);
+  vectors->reserve(slots * dim_);
+  for (const Partition::View& view : views) {
     for (size_t s = 0; s < view.size; ++s) {
       if (view.deleted(s) || !seen.insert(view.block->ids[s]).second) continue;
       ids->push_back(view.block->ids[s]);
