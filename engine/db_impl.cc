@@ -132,6 +132,7 @@ Status DBImpl::OpenImpl(const Options& options, const std::string& path,
       new DBImpl(effective, std::move(store), meta.dim, meta.metric));
   s = impl->Recover();
   if (!s.ok()) return s;
+  if (!read_only && options.device != Device::kCpu) impl->StartMirror();
   if (!read_only) {
     // A hand-over left by a crash (of this process or of the requester's
     // wait) is finished now, before anyone writes.
@@ -206,6 +207,16 @@ Status DBImpl::Recover() {
                       : ids.empty()                       ? 0.0
                                                           : index_.distortion_sum() / ids.size();
   return Status::OK();
+}
+
+void DBImpl::StartMirror() {
+  mirror_ = DeviceMirror::Create(dim_);
+  if (mirror_ == nullptr) return;
+  std::vector<uint64_t> ids;
+  std::vector<float> vectors;
+  index_.CollectLive(&ids, &vectors);
+  for (size_t i = 0; i < ids.size(); ++i) mirror_->Put(ids[i], &vectors[i * dim_]);
+  if (!mirror_->ok()) mirror_.reset();
 }
 
 Status DBImpl::CheckVector(std::span<const float> vec) const {
@@ -302,14 +313,18 @@ Status DBImpl::WriteLocked(const WriteOptions& options, const WriteBatch& batch,
     if (op.type == WriteBatch::OpType::kPut) {
       index_.PrepareVector(op.vector.data(), prepared.data());
       index_.Upsert(op.id, prepared.data());
+      if (mirror_ != nullptr) mirror_->Put(op.id, prepared.data());
       ++written_since_epoch_;
       ++changed_since_epoch_;
       if (recording_) op_log_.push_back(LoggedOp{true, op.id, prepared});
     } else {
       if (index_.Remove(op.id)) ++changed_since_epoch_;
+      if (mirror_ != nullptr) mirror_->Erase(op.id);
       if (recording_) op_log_.push_back(LoggedOp{false, op.id, {}});
     }
   }
+  // Out of GPU memory: re-clusterings upload their snapshot again.
+  if (mirror_ != nullptr && !mirror_->ok()) mirror_.reset();
 
   if (options_.background_maintenance) {
     KickMaintainer();
@@ -355,7 +370,8 @@ Status DBImpl::Recluster(const ReclusterPlan& plan) {
 Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors,
                               size_t n, const std::vector<float>& warm, uint64_t epoch,
                               std::vector<float>* centroids,
-                              std::vector<uint32_t>* assignments) {
+                              std::vector<uint32_t>* assignments,
+                              const DeviceSnapshot* on_device) {
   const size_t k = std::min<size_t>(plan.partitions != 0 ? plan.partitions : PartitionsFor(n), n);
   KMeansOptions ko;
   ko.max_iterations = plan.iterations;
@@ -375,10 +391,17 @@ Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float
                           static_cast<uint64_t>(plan.iterations)});
   };
   KMeansResult res;
-  Status s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  Status s;
+  if (on_device != nullptr) {
+    // The mirror's rows: `vectors`, in the same order, already on the GPU.
+    ko.data_on_device = true;
+    s = KMeans(ko, on_device->rows.get(), n, dim_, k, &res);
+  } else {
+    s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  }
   if (!s.ok()) return s;
-  *centroids = std::move(res.centroids);
   if (assignments != nullptr) *assignments = std::move(res.assignments);
+  *centroids = std::move(res.centroids);
   return Status::OK();
 }
 
@@ -396,6 +419,7 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   std::vector<float> warm;  // the serving centroids, to warm-start from
   uint64_t epoch = 0;
   std::shared_ptr<const index::IndexVersion> snapshot;
+  DeviceSnapshot on_device;  // the GPU mirror's rows, when there is one
   {
     std::lock_guard lock(write_mu_);
     if (plan.only_if_flat && !index_.Current()->flat()) return Status::OK();
@@ -404,6 +428,11 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
     if (plan.given == nullptr) warm = snapshot->centroids;
     recording_ = true;
     op_log_.clear();
+    if (mirror_ != nullptr && plan.given == nullptr && plan.device != Device::kCpu &&
+        !mirror_->Snapshot(&on_device.ids, &on_device.rows).ok()) {
+      on_device.rows.reset();  // train on the host copy instead
+      if (!mirror_->ok()) mirror_.reset();
+    }
   }
   // Whatever happens next, stop logging.
   struct StopRecording {
@@ -415,7 +444,17 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
       db->op_log_.shrink_to_fit();
     }
   } stop_recording{this};
-  index_.CollectLive(*snapshot, &ids, &vectors);
+  if (on_device.rows != nullptr) {
+    // The mirror's snapshot is the live set exactly as the lock saw it:
+    // copy those rows back for the host index instead of walking the
+    // partitions (a 1M x 128 copy takes tens of milliseconds over PCIe).
+    ids = std::move(on_device.ids);
+    vectors.resize(ids.size() * dim_);
+    if (!kernels::CopyToHost(on_device.rows.get(), vectors.size(), vectors.data()).ok()) {
+      on_device = DeviceSnapshot();
+    }
+  }
+  if (on_device.rows == nullptr) index_.CollectLive(*snapshot, &ids, &vectors);
   snapshot.reset();
 
   const size_t n = ids.size();
@@ -433,7 +472,9 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
     centroids = plan.given->centroids;
     k = plan.given->num_centroids;
   } else {
-    s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids, &labels);
+    s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids, &labels,
+                       on_device.rows != nullptr ? &on_device : nullptr);
+    on_device = DeviceSnapshot();  // frees the GPU copy
     if (!s.ok()) return s;
     k = centroids.size() / dim_;
   }
@@ -654,6 +695,7 @@ Stats DBImpl::GetStats() {
     st.maintenance_seconds = maintenance_seconds_.load();
     st.written_since_epoch = written_since_epoch_;
     st.changed_since_epoch = changed_since_epoch_;
+    st.gpu_mirror_vectors = mirror_ != nullptr ? mirror_->size() : 0;
     const size_t live = index_.size();
     st.mean_distortion = live ? index_.distortion_sum() / live : 0.0;
     st.epoch_distortion = epoch_distortion_;

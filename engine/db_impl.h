@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/device_mirror.h"
 #include "index/ivf_index.h"
 #include "quiver/db.h"
 #include "storage/store.h"
@@ -97,6 +98,13 @@ class DBImpl final : public DB {
     const storage::IndexRecord* given = nullptr;
   };
 
+  // A re-clustering's snapshot as the GPU mirror holds it: ids[r] is in
+  // device row r.
+  struct DeviceSnapshot {
+    std::vector<uint64_t> ids;
+    std::shared_ptr<const float> rows;
+  };
+
   // Rebuilds the index from the latest index record and every vector.
   Status Recover();
   // Secondary: the store catches up with the writer, the index is rebuilt.
@@ -120,11 +128,14 @@ class DBImpl final : public DB {
   // The k-means of a re-clustering over a snapshot of n >= 1 prepared
   // vectors: plan.partitions centroids (0: from target_partition_size; at
   // most n), warm-started from `warm` when it holds that many; with
-  // `assignments`, also each vector's centroid among those returned.
+  // `assignments`, also each vector's centroid among those returned. With
+  // `on_device`, the k-means reads the GPU mirror's rows, which hold
+  // `vectors` in the same order, instead of `vectors`.
   Status TrainCentroids(const ReclusterPlan& plan, const std::vector<float>& vectors, size_t n,
                         const std::vector<float>& warm, uint64_t epoch,
                         std::vector<float>* centroids,
-                        std::vector<uint32_t>* assignments = nullptr);
+                        std::vector<uint32_t>* assignments = nullptr,
+                        const DeviceSnapshot* on_device = nullptr);
   // Reindex() of a secondary instance: k-means here, the epoch switch by
   // the writer through a hand-over.
   Status ReindexOnSecondary(const ReindexOptions& options, const ReclusterPlan& plan);
@@ -136,6 +147,8 @@ class DBImpl final : public DB {
   uint32_t MaintenanceThreads() const;
   Status Hook(std::string_view step);
   uint32_t PartitionsFor(size_t n) const;
+  // Creates the GPU mirror of the live vectors when a GPU is present.
+  void StartMirror();
   // Persists the serving centroids under the current epoch (after local
   // maintenance changed them). REQUIRES: write_mu_ held.
   Status PersistCentroidsLocked(bool sync);
@@ -163,6 +176,9 @@ class DBImpl final : public DB {
   std::mutex write_mu_;  // serialises writes and trainings
   std::unique_ptr<storage::Store> store_;
   index::IvfIndex index_;
+  // The live vectors in GPU memory for the re-clusterings' k-means; null
+  // without a GPU (or after it ran out of memory). Guarded by write_mu_.
+  std::unique_ptr<DeviceMirror> mirror_;
 
   // Serialises global re-clusterings (Reindex and the maintainer).
   std::mutex global_mu_;

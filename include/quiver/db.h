@@ -64,6 +64,9 @@ struct Stats {
   uint64_t written_since_epoch = 0;  // puts since the epoch
   uint64_t changed_since_epoch = 0;  // puts and deletes since the epoch
   uint64_t storage_bytes = 0;    // the DB's files on disk
+  // Live vectors mirrored in GPU memory, which re-clusterings' k-means read
+  // in place; 0 without a GPU (or with Options::device = kCpu).
+  uint64_t gpu_mirror_vectors = 0;
   std::vector<uint64_t> partition_sizes;  // live vectors per partition
 };
 

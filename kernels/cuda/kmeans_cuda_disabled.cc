@@ -2,6 +2,7 @@
 //
 // The CUDA entry points of a build without CUDA: no GPU is ever available.
 
+#include "kernels/cuda/device_rows.h"
 #include "kernels/cuda/kmeans_cuda.h"
 
 namespace quiver::kernels {
@@ -10,6 +11,15 @@ bool CudaDeviceAvailable() { return false; }
 
 Status KMeansCuda(const KMeansOptions&, const float*, size_t, size_t, size_t,
                   KMeansResult*) {
+  return Status::NotSupported("quiver was built without CUDA");
+}
+
+Status DeviceRows::Create(uint32_t, std::unique_ptr<DeviceRows>* rows) {
+  rows->reset();
+  return Status::NotSupported("quiver was built without CUDA");
+}
+
+Status CopyToHost(const float*, size_t, float*) {
   return Status::NotSupported("quiver was built without CUDA");
 }
 
