@@ -34,6 +34,7 @@
 //          [--max-partition-size 0] [--min-partition-size 0]
 //          [--db DIR] [--out PREFIX] [--gt-cache DIR] [--batch 1000]
 //          [--search-repeats 1] [--latency-queries 0] [--threads 2]
+//          [--device cpu|auto]
 // Writes PREFIX.csv (one row per step) and PREFIX.json (config, rows,
 // summary, latency). Default PREFIX: bench/results/streaming_<dataset>_<variant>.
 
@@ -97,6 +98,7 @@ struct Args {
   int search_repeats = 1;
   size_t latency_queries = 0;
   int threads = 0;
+  quiver::Device device = quiver::Device::kCpu;  // of every k-means
 };
 
 Args ParseArgs(int argc, char** argv) {
@@ -109,7 +111,8 @@ Args ParseArgs(int argc, char** argv) {
           "  [--variant maintained|addonly|rebuild] [--nlist N] [--nprobe N] [--k N]\n"
           "  [--target-partition-size N] [--max-partition-size N] [--min-partition-size N]\n"
           "  [--db DIR] [--out PREFIX] [--gt-cache DIR]\n"
-          "  [--batch N] [--search-repeats N] [--latency-queries N] [--threads N]\n");
+          "  [--batch N] [--search-repeats N] [--latency-queries N] [--threads N]\n"
+          "  [--device cpu|auto]  (auto: k-means and the vector mirror on a GPU when present)\n");
       std::exit(0);
     }
     if (i + 1 >= argc) Die("missing value after " + std::string(key));
@@ -138,6 +141,10 @@ Args ParseArgs(int argc, char** argv) {
     else if (key == "--search-repeats") num(&a.search_repeats);
     else if (key == "--latency-queries") num(&a.latency_queries);
     else if (key == "--threads") num(&a.threads);
+    else if (key == "--device") {
+      if (v != "cpu" && v != "auto") Die("--device takes cpu or auto");
+      a.device = v == "cpu" ? quiver::Device::kCpu : quiver::Device::kAuto;
+    }
     else Die("unknown flag " + std::string(key));
   }
   if (a.runbook.empty() || a.data.empty() || a.queries.empty()) {
@@ -301,7 +308,7 @@ int main(int argc, char** argv) {
   opt.metric = quiver::Metric::kL2;
   opt.create_if_missing = true;
   opt.error_if_exists = true;
-  opt.device = quiver::Device::kCpu;
+  opt.device = args.device;
   opt.default_nprobe = args.nprobe;
   opt.background_maintenance = maintained;
   opt.target_partition_size = target;
@@ -339,7 +346,7 @@ int main(int argc, char** argv) {
   so.nprobe = args.nprobe;
   quiver::ReindexOptions ro;
   ro.partitions = args.nlist;
-  ro.device = quiver::Device::kCpu;
+  ro.device = args.device;
 
   std::vector<StepRow> rows;
   double ingest_seconds = 0.0, search_seconds = 0.0, rebuild_seconds_total = 0.0;
