@@ -22,6 +22,11 @@
 namespace quiver {
 namespace {
 
+// A re-clustering replays logged writes off the lock while at least this
+// many are waiting, for at most this many rounds.
+constexpr size_t kCatchUpUnderLock = 256;
+constexpr int kCatchUpRoundsOffLock = 4;
+
 constexpr char kLibraryVersion[] = "quiver 0.1.0";
 constexpr uint32_t kDefaultPartitionSize = 256;
 
@@ -508,18 +513,35 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
   s = Hook("build");
   if (!s.ok()) return s;
 
-  // 4. Under the lock: catch up, persist, swap. The replaced state is
-  // freed after the lock is released (declared first, destroyed last).
+  // 4. Catch up with the writes logged since the snapshot, in log order.
+  // First off the lock, taking the log as it stands, a few rounds while
+  // writers keep adding to it, so that the rest, replayed under the lock
+  // below, is short: the longer the k-means, the longer the log.
+  const auto replay = [&](const std::vector<LoggedOp>& ops) {
+    for (const LoggedOp& op : ops) {
+      if (op.put) {
+        index_.UpsertInto(&next, op.id, op.vec.data());
+      } else {
+        index_.RemoveFrom(&next, op.id);
+      }
+    }
+  };
+  for (int round = 0; round < kCatchUpRoundsOffLock; ++round) {
+    std::vector<LoggedOp> logged;
+    {
+      std::lock_guard lock(write_mu_);
+      if (op_log_.size() < kCatchUpUnderLock) break;
+      logged.swap(op_log_);
+    }
+    replay(logged);
+  }
+  // Under the lock: the rest of the log, persist, swap. The replaced
+  // state is freed after the lock is released (declared first, destroyed
+  // last).
   index::IndexState retired;
   std::lock_guard lock(write_mu_);
   if (stopping_.load()) return Status::Aborted("the DB is closing");
-  for (const LoggedOp& op : op_log_) {
-    if (op.put) {
-      index_.UpsertInto(&next, op.id, op.vec.data());
-    } else {
-      index_.RemoveFrom(&next, op.id);
-    }
-  }
+  replay(op_log_);
   if (epoch_switch_hook_) {
     s = epoch_switch_hook_("catchup");
     if (!s.ok()) return s;
