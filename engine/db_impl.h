@@ -160,9 +160,6 @@ class DBImpl final : public DB {
   // One local action (split, merge or compaction); false when none applies.
   // Takes write_mu_ itself, for the parts that change the index.
   bool LocalStep();
-  // Local actions until none applies, max_steps acted or the DB closes;
-  // returns how many acted. Counts their time in maintenance_seconds_.
-  size_t LocalSteps(size_t max_steps);
   // Whether a global re-clustering is due. REQUIRES: write_mu_ held.
   bool GlobalDueLocked() const;
   void KickMaintainer();

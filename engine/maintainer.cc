@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
 
 #include "engine/db_impl.h"
 
@@ -22,8 +21,6 @@ constexpr size_t kSplitNeighbors = 8;
 constexpr double kCompactTombstoneShare = 0.3;
 // ... and it holds at least this many of them.
 constexpr size_t kCompactMinTombstones = 64;
-// Local actions at most between two Lloyd iterations of a global k-means.
-constexpr size_t kLocalStepsPerIteration = 8;
 
 }  // namespace
 
@@ -168,7 +165,18 @@ void DBImpl::MaintainOnce() {
   // Local actions, each taking the write lock only for its cheap part, so
   // writers interleave; their arithmetic on the maintenance threads.
   const uint64_t reshaped_before = counters_.splits + counters_.merges;
-  LocalSteps(SIZE_MAX);
+  while (!stopping_.load()) {
+    const auto start = std::chrono::steady_clock::now();
+    bool acted = false;
+    (void)RunBounded(MaintenanceThreads(), [&] {
+      acted = LocalStep();
+      return Status::OK();
+    });
+    maintenance_seconds_.store(
+        maintenance_seconds_.load() +
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!acted) break;
+  }
   if (counters_.splits + counters_.merges != reshaped_before && !stopping_.load()) {
     // The centroids changed: persist them (derived state, so no fsync; a
     // crash before the next sync only loses the refinement).
@@ -192,32 +200,7 @@ void DBImpl::MaintainOnce() {
   plan.iterations = options_.kmeans_iterations;
   plan.device = options_.device;
   plan.max_threads = MaintenanceThreads();
-  // Between Lloyd iterations the serving index is kept in shape: a global
-  // k-means takes seconds on a CPU, and writes go on meanwhile. (The swap
-  // replaces what these steps did; they only bridge the wait.)
-  plan.progress = [this](const ReindexProgress& p) {
-    if (p.phase == "kmeans") LocalSteps(kLocalStepsPerIteration);
-    return !stopping_.load();
-  };
   (void)Recluster(plan);
-}
-
-size_t DBImpl::LocalSteps(size_t max_steps) {
-  size_t done = 0;
-  while (done < max_steps && !stopping_.load()) {
-    const auto start = std::chrono::steady_clock::now();
-    bool acted = false;
-    (void)RunBounded(MaintenanceThreads(), [&] {
-      acted = LocalStep();
-      return Status::OK();
-    });
-    maintenance_seconds_.store(
-        maintenance_seconds_.load() +
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!acted) break;
-    ++done;
-  }
-  return done;
 }
 
 }  // namespace quiver
