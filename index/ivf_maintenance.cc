@@ -17,20 +17,16 @@
 namespace quiver::index {
 namespace {
 
-struct LiveSet {
-  std::vector<uint64_t> ids;
-  std::vector<float> vectors;
-  std::vector<uint32_t> partitions;
-};
-
-void Gather(const Partition& part, uint32_t p, uint32_t dim, LiveSet* out) {
-  Partition::View view = part.Read();
-  for (size_t s = 0; s < view.size; ++s) {
-    if (view.deleted(s)) continue;
-    out->ids.push_back(view.block->ids[s]);
-    out->vectors.insert(out->vectors.end(), view.vector(s), view.vector(s) + dim);
-    out->partitions.push_back(p);
-  }
+// The nearest of the k centroids c for every slot of `view`, tombstoned
+// ones included (callers skip them): a partition's slots are contiguous
+// rows, so they are read in place rather than copied out.
+void AssignSlots(Metric metric, uint32_t dim, const Partition::View& view, const float* c,
+                 size_t k, std::vector<uint32_t>* labels, std::vector<float>* dists) {
+  labels->resize(view.size);
+  dists->resize(view.size);
+  if (view.size == 0) return;
+  kernels::AssignNearest(metric, view.vector(0), view.size, c, nullptr, k, dim, labels->data(),
+                         dists->data());
 }
 
 // Vectors the 2-means of a split is trained on, at most.
@@ -89,14 +85,16 @@ bool IvfIndex::ApplySplit(const SplitPlan& plan, size_t neighbors, size_t min_ha
   if (plan.version != state_.version) return false;
   const uint32_t p = plan.partition;
   // The vectors live now: the plan's, less deletes, plus appends since.
-  LiveSet live;
-  Gather(*state_.version->partitions[p], p, dim_, &live);
-  const size_t n = live.ids.size();
-  std::vector<uint32_t> labels(n);
-  std::vector<float> dists(n);
-  kernels::AssignNearest(metric_, live.vectors.data(), n, plan.centroids.data(), nullptr, 2,
-                         dim_, labels.data(), dists.data());
-  const size_t ones = std::count(labels.begin(), labels.end(), 1u);
+  const Partition::View view = state_.version->partitions[p]->Read();
+  std::vector<uint32_t> labels;
+  std::vector<float> dists;
+  AssignSlots(metric_, dim_, view, plan.centroids.data(), 2, &labels, &dists);
+  size_t n = 0, ones = 0;
+  for (size_t s = 0; s < view.size; ++s) {
+    if (view.deleted(s)) continue;
+    ++n;
+    ones += labels[s] == 1 ? 1 : 0;
+  }
   if (std::min(ones, n - ones) < std::max<size_t>(min_half, 1)) return false;
 
   auto v = CopyVersion();
@@ -108,12 +106,14 @@ bool IvfIndex::ApplySplit(const SplitPlan& plan, size_t neighbors, size_t min_ha
   v->centroids.insert(v->centroids.end(), plan.centroids.begin() + dim_, plan.centroids.end());
   auto a = std::make_shared<Partition>(dim_, (n - ones) * 5 / 4 + 16);
   auto b = std::make_shared<Partition>(dim_, ones * 5 / 4 + 16);
-  for (size_t i = 0; i < n; ++i) {
-    const bool second = labels[i] == 1;
-    const uint32_t slot = (second ? b : a)->Append(live.ids[i], &live.vectors[i * dim_]);
-    Location& loc = state_.locations.at(live.ids[i]);
-    state_.distortion_sum += dists[i] - loc.distance;
-    loc = Location{second ? q : p, slot, dists[i]};
+  for (size_t s = 0; s < view.size; ++s) {
+    if (view.deleted(s)) continue;
+    const uint64_t id = view.block->ids[s];
+    const bool second = labels[s] == 1;
+    const uint32_t slot = (second ? b : a)->Append(id, view.vector(s));
+    Location& loc = state_.locations.at(id);
+    state_.distortion_sum += dists[s] - loc.distance;
+    loc = Location{second ? q : p, slot, dists[s]};
   }
   v->partitions[p] = std::move(a);
   v->partitions.push_back(std::move(b));
@@ -143,14 +143,8 @@ IvfIndex::ReassignPlan IvfIndex::PlanReassign(std::shared_ptr<const IndexVersion
   std::vector<float> dists;
   for (uint32_t p : parts) {
     if (p >= v->partitions.size()) continue;
-    // Straight from the partition's block: its slots are contiguous rows;
-    // tombstoned ones are computed and skipped (cheaper than copying).
     const Partition::View view = v->partitions[p]->Read();
-    if (view.size == 0) continue;
-    labels.resize(view.size);
-    dists.resize(view.size);
-    kernels::AssignNearest(metric_, view.vector(0), view.size, v->centroids.data(), nullptr,
-                           v->partitions.size(), dim_, labels.data(), dists.data());
+    AssignSlots(metric_, dim_, view, v->centroids.data(), v->partitions.size(), &labels, &dists);
     for (size_t s = 0; s < view.size; ++s) {
       if (view.deleted(s)) continue;
       plan.entries.push_back({view.block->ids[s], p, static_cast<uint32_t>(s), labels[s], dists[s]});
@@ -233,8 +227,8 @@ bool IvfIndex::Merge(uint32_t p, MaintenanceCounters* counters) {
   const IndexVersion& cur = *state_.version;
   const size_t nparts = cur.partitions.size();
   if (cur.flat() || nparts <= 1 || p >= nparts) return false;
-  LiveSet live;
-  Gather(*cur.partitions[p], p, dim_, &live);
+  // p's vectors, read in place (the view holds their block).
+  const Partition::View merged = cur.partitions[p]->Read();
 
   // Partition `last` takes p's place.
   auto v = CopyVersion();
@@ -251,17 +245,16 @@ bool IvfIndex::Merge(uint32_t p, MaintenanceCounters* counters) {
   v->partitions.pop_back();
 
   // p's vectors go to their nearest remaining centroid.
-  const size_t n = live.ids.size();
-  std::vector<uint32_t> labels(n);
-  std::vector<float> dists(n);
-  if (n > 0) {
-    kernels::AssignNearest(metric_, live.vectors.data(), n, v->centroids.data(), nullptr, last,
-                           dim_, labels.data(), dists.data());
-  }
+  std::vector<uint32_t> labels;
+  std::vector<float> dists;
+  AssignSlots(metric_, dim_, merged, v->centroids.data(), last, &labels, &dists);
   std::vector<std::vector<Arrival>> arriving(last);
-  for (size_t i = 0; i < n; ++i) {
-    if (arriving[labels[i]].empty()) touched.push_back(labels[i]);
-    arriving[labels[i]].push_back({live.ids[i], &live.vectors[i * dim_], dists[i]});
+  size_t n = 0;
+  for (size_t s = 0; s < merged.size; ++s) {
+    if (merged.deleted(s)) continue;
+    ++n;
+    if (arriving[labels[s]].empty()) touched.push_back(labels[s]);
+    arriving[labels[s]].push_back({merged.block->ids[s], merged.vector(s), dists[s]});
   }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
