@@ -89,6 +89,20 @@ struct KMeansOptions {
   // device. The data is then used in place and never copied to the host.
   bool data_on_device = false;
 
+  // GPU only, host data: the CUDA devices to spread the run over (distinct
+  // ids). Each takes a contiguous share of the points, holds or streams it,
+  // and computes the assignment and partial centroid sums of its share; one
+  // NCCL all-reduce per iteration combines the partial sums, and every GPU
+  // then computes the same centroids. The result is the same function as
+  // on one GPU (up to the order of floating-point sums; a run over several
+  // GPUs re-seeds an empty cluster by splitting the largest one). One
+  // listed device runs the single-GPU path there. Empty (the default): every
+  // visible GPU, but only as many as get 262,144 points each (below that
+  // one GPU is faster), else the current device. Ignored with
+  // data_on_device (the current device). Several GPUs need NCCL
+  // (libnccl.so.2) at run time, else NotSupported.
+  std::vector<int> devices;
+
   // Called after every iteration, on the calling thread. Returning false
   // stops the run with Status::Aborted.
   std::function<bool(const KMeansIterationInfo&)> progress;

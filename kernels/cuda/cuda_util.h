@@ -157,10 +157,13 @@ class HostRegistration {
   // Returns false (and leaves the range unregistered) when the driver refuses.
   bool Register(const void* ptr, size_t bytes) {
     void* p = const_cast<void*>(ptr);
-    cudaError_t err = cudaHostRegister(p, bytes, cudaHostRegisterReadOnly);
+    // Portable: pinned for every GPU, so that the GPUs of a multi-GPU run
+    // all stream their shares of one registered range.
+    cudaError_t err =
+        cudaHostRegister(p, bytes, cudaHostRegisterReadOnly | cudaHostRegisterPortable);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
-      err = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+      err = cudaHostRegister(p, bytes, cudaHostRegisterPortable);
     }
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
@@ -211,6 +214,22 @@ class Event {
 
  private:
   cudaEvent_t e_ = nullptr;
+};
+
+// Makes `device` current for the owner's lifetime, then restores the
+// previous one. A failure to switch shows up as the next call's error.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    (void)cudaGetDevice(&previous_);
+    if (device != previous_) (void)cudaSetDevice(device);
+  }
+  ~DeviceGuard() { (void)cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
 };
 
 inline size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }

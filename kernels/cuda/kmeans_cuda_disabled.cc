@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/device_rows.h"
 #include "kernels/cuda/kmeans_cuda.h"
+#include "kernels/cuda/kmeans_cuda_ex.h"
 
 namespace quiver::kernels {
 
@@ -11,6 +12,12 @@ bool CudaDeviceAvailable() { return false; }
 
 Status KMeansCuda(const KMeansOptions&, const float*, size_t, size_t, size_t,
                   KMeansResult*) {
+  return Status::NotSupported("quiver was built without CUDA");
+}
+
+Status KMeansCudaSharded(const KMeansOptions&, const DeviceShard*, size_t, KMeansInput,
+                         size_t, size_t, const KMeansCudaConfig&, KMeansResult*,
+                         KMeansCudaTimings*) {
   return Status::NotSupported("quiver was built without CUDA");
 }
 

@@ -55,12 +55,36 @@ struct KMeansCudaTimings {
 // options.data_on_device. The options' initial_centroids (kGiven) hold
 // batch * k * d floats on the host.
 //
+// Host data is spread over options.devices (see KMeansOptions::devices):
+// GPU g of G takes rows [n*g/G, n*(g+1)/G) and streams or holds them on its
+// own; data on the device and batches run on the current GPU.
+//
 // REQUIRES: 1 <= k <= n, d >= 1, finite data; batch >= 1; batch > 1 only
 // with data on the device and init kGiven or kRandom, never streamed.
 Status KMeansCudaEx(const KMeansOptions& options, const void* data,
                     KMeansInput input, size_t n, size_t d, size_t k,
                     size_t batch, const KMeansCudaConfig& config,
                     KMeansResult* results, KMeansCudaTimings* timings);
+
+// One GPU's share of the points of KMeansCudaSharded: `rows` rows (d
+// elements each, row-major) at `data`, in the memory of GPU `device`.
+struct DeviceShard {
+  int device = 0;
+  const void* data = nullptr;
+  size_t rows = 0;
+};
+
+// Clusters the points of `count` shards (distinct GPUs; the points are the
+// shards' rows in order) as one problem, each GPU working on the rows it
+// holds, the partial sums combined over NCCL every iteration.
+// result->assignments follows the shards' order. One shard is the
+// single-GPU path on that shard's GPU. Several shards start from centroids
+// made on the host (kGiven is used as given; kRandom and k-means++ read the
+// points back to the host once). NotSupported when NCCL cannot be loaded.
+Status KMeansCudaSharded(const KMeansOptions& options, const DeviceShard* shards,
+                         size_t count, KMeansInput input, size_t d, size_t k,
+                         const KMeansCudaConfig& config, KMeansResult* result,
+                         KMeansCudaTimings* timings);
 
 }  // namespace quiver::kernels
 

@@ -12,7 +12,19 @@
 // (copy of chunk c + 1 overlaps the compute of chunk c); each chunk is
 // assigned, sorted and reduced into the shared sums as soon as it lands.
 // Pinned memory is used when the caller's buffer is (or can be made)
-// page-locked; otherwise two pinned bounce buffers.
+// page-locked; otherwise two pinned bounce buffers. A chunk's copy waits
+// for nothing of the iteration, only its assignment waits for the new
+// centroids, so the first copies of an iteration overlap the end of the
+// previous one.
+//
+// Several GPUs (a team): each runs the above on a contiguous shard of the
+// points into partial sums, counts and objective, which one NCCL
+// all-reduce sums on every GPU (kernels/cuda/collective.h); every GPU then
+// runs the same finalisation on the same bits, so the centroids stay
+// identical everywhere without being exchanged. A team starts from
+// centroids made once on the host, and re-seeds empty clusters the way a
+// streamed run does (the farthest-point rule needs every point's distance
+// on one GPU).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -26,6 +38,7 @@
 #include <vector>
 
 #include "kernels/cpu/kmeans_cpu.h"
+#include "kernels/cuda/collective.h"
 #include "kernels/cuda/cuda_util.h"
 #include "kernels/cuda/kmeans_cuda.h"
 #include "kernels/cuda/kmeans_cuda_ex.h"
@@ -34,9 +47,15 @@
 namespace quiver::kernels {
 namespace {
 
+// Points per GPU below which KMeansOptions::devices = {} does not add a
+// GPU: the all-reduce (k x d floats) then costs more than the halved
+// assignment saves.
+constexpr size_t kMinPointsPerGpu = size_t{1} << 18;
+
 using cuda::Arith;
 using cuda::CeilDiv;
 using cuda::DeviceBuffer;
+using cuda::DeviceGuard;
 using cuda::Elem;
 using cuda::Event;
 using cuda::RoundUp;
@@ -79,6 +98,32 @@ float HostToFloat(const void* p, Elem e, size_t i) {
   }
 }
 
+// The host initialisation (kernels::InitCentroids, shared with the CPU
+// path) on the points the CPU path would see: n x d host points of element
+// type `e`, normalised first for cosine.
+Status HostInitCentroids(const KMeansOptions& o, const void* data, Elem e, size_t n,
+                         size_t d, size_t k, float* out) {
+  std::vector<float> conv;
+  const float* host = static_cast<const float*>(data);
+  const bool normalize = o.metric == Metric::kCosine;
+  if (e != Elem::kF32 || normalize) {
+    conv.resize(n * d);
+    for (size_t i = 0; i < n * d; ++i) conv[i] = HostToFloat(data, e, i);
+    if (normalize) {
+      for (size_t r = 0; r < n; ++r) {
+        double ss = 0;
+        for (size_t j = 0; j < d; ++j) ss += double(conv[r * d + j]) * conv[r * d + j];
+        if (ss > 0) {
+          const float inv = static_cast<float>(1.0 / std::sqrt(ss));
+          for (size_t j = 0; j < d; ++j) conv[r * d + j] *= inv;
+        }
+      }
+    }
+    host = conv.data();
+  }
+  return kernels::InitCentroids(o, host, n, d, k, out);
+}
+
 // Working buffers of one chunk in flight.
 struct Slot {
   Stream stream;
@@ -93,11 +138,19 @@ struct Slot {
   cuda::PinnedBuffer<uint8_t> bounce;
 };
 
+// One GPU's part of a run: its points (all of them, or its shard in a
+// team), their buffers and streams, and a replica of the centroids. Every
+// method runs with the GPU current (DeviceGuard) and enqueues without
+// waiting unless it says so.
 class Run {
  public:
+  // `in_team`: the partial sums are combined with other GPUs' between
+  // EnqueueLocal and EnqueueUpdate.
   Run(const KMeansOptions& o, const void* data, KMeansInput input, size_t n,
-      size_t d, size_t k, size_t batch, const KMeansCudaConfig& cfg)
-      : o_(o), data_(data), n_(n), d_(d), k_(k), batch_(batch), cfg_(cfg) {
+      size_t d, size_t k, size_t batch, const KMeansCudaConfig& cfg, int device,
+      bool in_team)
+      : o_(o), data_(data), n_(n), d_(d), k_(k), batch_(batch), cfg_(cfg),
+        device_(device), in_team_(in_team) {
     arith_ = ArithOf(o.precision);
     xe_ = cuda::ArithElem(arith_);
     eb_ = cuda::ElemBytes(xe_);
@@ -111,22 +164,49 @@ class Run {
     rows_ = batch * n;
   }
 
-  Status Execute(KMeansResult* results, KMeansCudaTimings* timings);
+  int device() const { return device_; }
+  bool streamed() const { return streamed_; }
+  double streamed_bytes() const { return streamed_bytes_; }
+  cudaStream_t stream() const { return main_.get(); }
 
- private:
+  // Buffers, the resident-or-streamed decision, streams (synchronous).
   Status Allocate();
+  // Points in the kernel layout (resident) or the pinning (streamed); then
+  // the initial centroids.
   Status PreparePoints();
   Status InitCentroids();
-  Status EnqueueIteration(int it);
+  // Iteration `it` up to the partial sums, counts and objective (a lone
+  // GPU also re-seeds empty clusters here).
+  Status EnqueueLocal(int it);
+  // What a team sums between EnqueueLocal and EnqueueUpdate.
+  cuda::Collective::Part Partials(int it);
+  // Empty clusters, new centroids, reset of the sums, convergence test.
+  Status EnqueueUpdate(int it);
+  // Labels against the final centroids.
+  Status FinalAssign();
+  // Reads the state the device keeps (synchronous); with `progress`, also
+  // the objective and empty-cluster counts of every iteration.
+  Status ReadState(cuda::DeviceState* st, std::vector<double>* obj,
+                   std::vector<int>* empties);
+  // Copies this GPU's labels into results[b].assignments at `offset`; the
+  // lead GPU (`lead`) also sizes them to `total` and writes the centroids,
+  // objective and iteration count. Synchronous.
+  Status Collect(KMeansResult* results, size_t offset, size_t total, bool lead);
+  // Events on this GPU's stream around the Lloyd iterations.
+  Status MarkLloydStart();
+  Status MarkLloydEnd();
+  Status Elapsed(double* setup_ms, double* lloyd_ms);
+
+ private:
   Status Upload(Slot& slot, size_t off, size_t rows);
   Status EnqueueChunk(Slot& slot, size_t off, size_t rows, double* obj);
-  Status FinalAssign();
-  Status Collect(KMeansResult* results);
 
   const KMeansOptions& o_;
   const void* data_;
   size_t n_, d_, k_, batch_;
   KMeansCudaConfig cfg_;
+  int device_;
+  bool in_team_;
   Arith arith_;
   Elem xe_, in_e_;
   int eb_, in_b_;
@@ -242,7 +322,7 @@ Status Run::Allocate() {
     QUIVER_RETURN_IF_ERROR(sl.keys_sorted.Allocate(rows_));
     QUIVER_RETURN_IF_ERROR(sl.idx_sorted.Allocate(rows_));
     QUIVER_RETURN_IF_ERROR(sl.sort_temp.Allocate(sort_temp));
-    QUIVER_RETURN_IF_ERROR(dist_.Allocate(rows_));
+    if (!in_team_) QUIVER_RETURN_IF_ERROR(dist_.Allocate(rows_));
   }
   return Status::OK();
 }
@@ -315,26 +395,8 @@ Status Run::InitCentroids() {
                                        kk * d_ * sizeof(float),
                                        cudaMemcpyHostToDevice, s));
   } else if (!o_.data_on_device) {
-    // The shared host initialisation, on the points the CPU path would see.
-    std::vector<float> conv;
-    const float* host = static_cast<const float*>(data_);
-    if (in_e_ != Elem::kF32 || normalize_) {
-      conv.resize(n_ * d_);
-      for (size_t i = 0; i < n_ * d_; ++i) conv[i] = HostToFloat(data_, in_e_, i);
-      if (normalize_) {
-        for (size_t r = 0; r < n_; ++r) {
-          double ss = 0;
-          for (size_t j = 0; j < d_; ++j) ss += double(conv[r * d_ + j]) * conv[r * d_ + j];
-          if (ss > 0) {
-            const float inv = static_cast<float>(1.0 / std::sqrt(ss));
-            for (size_t j = 0; j < d_; ++j) conv[r * d_ + j] *= inv;
-          }
-        }
-      }
-      host = conv.data();
-    }
     std::vector<float> c(k_ * d_);
-    QUIVER_RETURN_IF_ERROR(kernels::InitCentroids(o_, host, n_, d_, k_, c.data()));
+    QUIVER_RETURN_IF_ERROR(HostInitCentroids(o_, data_, in_e_, n_, d_, k_, c.data()));
     QUIVER_CUDA_RETURN(cudaMemcpyAsync(master_.get(), c.data(), c.size() * sizeof(float),
                                        cudaMemcpyHostToDevice, s));
     QUIVER_CUDA_RETURN(cudaStreamSynchronize(s));  // `c` dies here
@@ -420,6 +482,8 @@ Status Run::Upload(Slot& sl, size_t off, size_t rows) {
 Status Run::EnqueueChunk(Slot& sl, size_t off, size_t rows, double* obj) {
   cudaStream_t s = sl.stream.get();
   QUIVER_RETURN_IF_ERROR(Upload(sl, off, rows));
+  // The copy is in flight; the assignment needs this iteration's centroids.
+  QUIVER_CUDA_RETURN(cudaStreamWaitEvent(s, iter_start_.get(), 0));
   QUIVER_RETURN_IF_ERROR(cuda::LaunchAssign(
       arith_, MakeAssign(sl.x.get(), rows, 1, ckern_.get(), cbias_.get(), ld_, kpad_, k_,
                          o_.metric, sl.xnorm.get(), labels_.get() + off, obj, state_.get()),
@@ -433,7 +497,7 @@ Status Run::EnqueueChunk(Slot& sl, size_t off, size_t rows, double* obj) {
                                   state_.get(), s);
 }
 
-Status Run::EnqueueIteration(int it) {
+Status Run::EnqueueLocal(int it) {
   cudaStream_t s = main_.get();
   double* obj = objective_.get() + static_cast<size_t>(it) * batch_;
   const int b = static_cast<int>(batch_);
@@ -451,25 +515,40 @@ Status Run::EnqueueIteration(int it) {
     QUIVER_RETURN_IF_ERROR(cuda::LaunchReduceSorted(
         x_, xe_, ld_, d_, sl.keys_sorted.get(), sl.idx_sorted.get(), rows_, sums_.get(),
         counts_.get(), state_.get(), s));
-    QUIVER_RETURN_IF_ERROR(cuda::LaunchReseedEmpty(
+    if (in_team_) return Status::OK();
+    return cuda::LaunchReseedEmpty(
         counts_.get(), sums_.get(), b, static_cast<int>(k_), n_, d_, sl.keys_sorted.get(),
         sl.idx_sorted.get(), dist_.get(), x_, xe_, ld_, labels_.get(),
-        empties_.get() + static_cast<size_t>(it) * batch_, donor_.get(), state_.get(), s));
-  } else {
-    QUIVER_CUDA_RETURN(cudaEventRecord(iter_start_.get(), s));
-    for (Slot& sl : slots_) {
-      QUIVER_CUDA_RETURN(cudaStreamWaitEvent(sl.stream.get(), iter_start_.get(), 0));
-    }
-    size_t c = 0;
-    for (size_t off = 0; off < n_; off += chunk_, ++c) {
-      QUIVER_RETURN_IF_ERROR(EnqueueChunk(slots_[c % 2], off, std::min(chunk_, n_ - off), obj));
-    }
-    for (Slot& sl : slots_) {
-      QUIVER_CUDA_RETURN(cudaEventRecord(sl.done.get(), sl.stream.get()));
-      QUIVER_CUDA_RETURN(cudaStreamWaitEvent(s, sl.done.get(), 0));
-    }
+        empties_.get() + static_cast<size_t>(it) * batch_, donor_.get(), state_.get(), s);
   }
-  if (streamed_) {  // resident runs: the re-seed kernel wrote donor_
+  QUIVER_CUDA_RETURN(cudaEventRecord(iter_start_.get(), s));
+  size_t c = 0;
+  for (size_t off = 0; off < n_; off += chunk_, ++c) {
+    QUIVER_RETURN_IF_ERROR(EnqueueChunk(slots_[c % 2], off, std::min(chunk_, n_ - off), obj));
+  }
+  for (Slot& sl : slots_) {
+    QUIVER_CUDA_RETURN(cudaEventRecord(sl.done.get(), sl.stream.get()));
+    QUIVER_CUDA_RETURN(cudaStreamWaitEvent(s, sl.done.get(), 0));
+  }
+  return Status::OK();
+}
+
+cuda::Collective::Part Run::Partials(int it) {
+  cuda::Collective::Part p;
+  p.floats = sums_.get();
+  p.float_count = sums_.size();
+  p.ints = counts_.get();
+  p.int_count = counts_.size();
+  p.doubles = objective_.get() + static_cast<size_t>(it) * batch_;
+  p.double_count = batch_;
+  p.stream = main_.get();
+  return p;
+}
+
+Status Run::EnqueueUpdate(int it) {
+  cudaStream_t s = main_.get();
+  const int b = static_cast<int>(batch_);
+  if (streamed_ || in_team_) {  // a lone resident run's re-seed wrote donor_
     QUIVER_RETURN_IF_ERROR(cuda::LaunchClusterStats(
         counts_.get(), b, static_cast<int>(k_), donor_.get(),
         empties_.get() + static_cast<size_t>(it) * batch_, state_.get(), s));
@@ -518,87 +597,223 @@ Status Run::FinalAssign() {
   return Status::OK();
 }
 
-Status Run::Collect(KMeansResult* results) {
+Status Run::ReadState(cuda::DeviceState* st, std::vector<double>* obj,
+                      std::vector<int>* empties) {
+  cudaStream_t s = main_.get();
+  QUIVER_CUDA_RETURN(cudaMemcpyAsync(st, state_.get(), sizeof(*st), cudaMemcpyDeviceToHost, s));
+  if (obj != nullptr) {
+    obj->resize(objective_.size());
+    empties->resize(empties_.size());
+    QUIVER_CUDA_RETURN(cudaMemcpyAsync(obj->data(), objective_.get(), objective_.bytes(),
+                                       cudaMemcpyDeviceToHost, s));
+    QUIVER_CUDA_RETURN(cudaMemcpyAsync(empties->data(), empties_.get(), empties_.bytes(),
+                                       cudaMemcpyDeviceToHost, s));
+  }
+  QUIVER_CUDA_RETURN(cudaStreamSynchronize(s));
+  return Status::OK();
+}
+
+Status Run::Collect(KMeansResult* results, size_t offset, size_t total, bool lead) {
   cudaStream_t s = main_.get();
   cuda::DeviceState st{};
-  QUIVER_CUDA_RETURN(cudaMemcpyAsync(&st, state_.get(), sizeof(st), cudaMemcpyDeviceToHost, s));
   std::vector<uint32_t> labels(rows_);
-  std::vector<float> master(batch_ * k_ * d_);
-  std::vector<double> obj(objective_.size());
+  std::vector<float> master;
+  std::vector<double> obj;
   QUIVER_CUDA_RETURN(cudaMemcpyAsync(labels.data(), labels_.get(), rows_ * sizeof(uint32_t),
                                      cudaMemcpyDeviceToHost, s));
-  QUIVER_CUDA_RETURN(cudaMemcpyAsync(master.data(), master_.get(), master_.bytes(),
-                                     cudaMemcpyDeviceToHost, s));
-  QUIVER_CUDA_RETURN(cudaMemcpyAsync(obj.data(), objective_.get(), objective_.bytes(),
-                                     cudaMemcpyDeviceToHost, s));
+  if (lead) {
+    master.resize(batch_ * k_ * d_);
+    obj.resize(objective_.size());
+    QUIVER_CUDA_RETURN(cudaMemcpyAsync(&st, state_.get(), sizeof(st), cudaMemcpyDeviceToHost, s));
+    QUIVER_CUDA_RETURN(cudaMemcpyAsync(master.data(), master_.get(), master_.bytes(),
+                                       cudaMemcpyDeviceToHost, s));
+    QUIVER_CUDA_RETURN(cudaMemcpyAsync(obj.data(), objective_.get(), objective_.bytes(),
+                                       cudaMemcpyDeviceToHost, s));
+  }
   QUIVER_CUDA_RETURN(cudaStreamSynchronize(s));
   for (size_t b = 0; b < batch_; ++b) {
     KMeansResult& r = results[b];
-    r.centroids.assign(master.begin() + b * k_ * d_, master.begin() + (b + 1) * k_ * d_);
-    r.assignments.resize(n_);
+    if (lead) {
+      r.centroids.assign(master.begin() + b * k_ * d_, master.begin() + (b + 1) * k_ * d_);
+      r.assignments.resize(total);
+      r.objective.clear();
+      for (int it = 0; it < st.iterations; ++it) r.objective.push_back(obj[it * batch_ + b]);
+      r.iterations = st.iterations;
+      r.converged = st.converged != 0;
+      r.device = Device::kGpu;
+    }
     const uint32_t base = static_cast<uint32_t>(b * k_);
-    for (size_t i = 0; i < n_; ++i) r.assignments[i] = labels[b * n_ + i] - base;
-    r.objective.clear();
-    for (int it = 0; it < st.iterations; ++it) r.objective.push_back(obj[it * batch_ + b]);
-    r.iterations = st.iterations;
-    r.converged = st.converged != 0;
-    r.device = Device::kGpu;
+    for (size_t i = 0; i < n_; ++i) r.assignments[offset + i] = labels[b * n_ + i] - base;
   }
   return Status::OK();
 }
 
-Status Run::Execute(KMeansResult* results, KMeansCudaTimings* timings) {
-  QUIVER_RETURN_IF_ERROR(Allocate());
-  QUIVER_RETURN_IF_ERROR(PreparePoints());
-  QUIVER_RETURN_IF_ERROR(InitCentroids());
-  cudaStream_t s = main_.get();
-  QUIVER_CUDA_RETURN(cudaEventRecord(t_setup_.get(), s));
+Status Run::MarkLloydStart() {
+  QUIVER_CUDA_RETURN(cudaEventRecord(t_setup_.get(), main_.get()));
+  return Status::OK();
+}
 
-  const bool progress = static_cast<bool>(o_.progress);
+Status Run::MarkLloydEnd() {
+  QUIVER_CUDA_RETURN(cudaEventRecord(t_end_.get(), main_.get()));
+  return Status::OK();
+}
+
+Status Run::Elapsed(double* setup_ms, double* lloyd_ms) {
+  float setup = 0, lloyd = 0;
+  QUIVER_CUDA_RETURN(cudaEventElapsedTime(&setup, t_begin_.get(), t_setup_.get()));
+  QUIVER_CUDA_RETURN(cudaEventElapsedTime(&lloyd, t_setup_.get(), t_end_.get()));
+  *setup_ms = setup;
+  *lloyd_ms = lloyd;
+  return Status::OK();
+}
+
+// One GPU's share of the points: `rows` rows from `data` (host, or on
+// `device` when the options say data_on_device), rows [offset, offset +
+// rows) of the whole.
+struct Shard {
+  int device = 0;
+  const void* data = nullptr;
+  size_t rows = 0;
+  size_t offset = 0;
+};
+
+// A team's common starting centroids, made once on the host from all the
+// points (device shards are copied back for it).
+Status TeamInitCentroids(const KMeansOptions& o, const std::vector<Shard>& shards,
+                         KMeansInput input, size_t n, size_t d, size_t k,
+                         std::vector<float>* out) {
+  const Elem e = ElemOfInput(input);
+  const size_t row_bytes = d * cuda::ElemBytes(e);
+  out->resize(k * d);
+  if (!o.data_on_device) {  // the shards are consecutive pieces of one array
+    return HostInitCentroids(o, shards[0].data, e, n, d, k, out->data());
+  }
+  std::vector<uint8_t> host(n * row_bytes);
+  for (const Shard& sh : shards) {
+    DeviceGuard guard(sh.device);
+    QUIVER_CUDA_RETURN(cudaMemcpy(host.data() + sh.offset * row_bytes, sh.data,
+                                  sh.rows * row_bytes, cudaMemcpyDeviceToHost));
+  }
+  return HostInitCentroids(o, host.data(), e, n, d, k, out->data());
+}
+
+// Runs k-means over `shards` (one per GPU, distinct GPUs): one GPU alone,
+// or a team whose partial sums meet in an NCCL all-reduce each iteration.
+Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
+             KMeansInput input, size_t n, size_t d, size_t k, size_t batch,
+             const KMeansCudaConfig& cfg, KMeansResult* results,
+             KMeansCudaTimings* timings) {
+  const bool team = shards.size() > 1;
+  std::unique_ptr<cuda::Collective> collective;
+  KMeansOptions o = options;
+  std::vector<float> init;
+  if (team) {
+    std::vector<int> devices;
+    for (const Shard& sh : shards) devices.push_back(sh.device);
+    QUIVER_RETURN_IF_ERROR(cuda::Collective::Acquire(devices, &collective));
+    if (o.init != KMeansInit::kGiven) {
+      QUIVER_RETURN_IF_ERROR(TeamInitCentroids(options, shards, input, n, d, k, &init));
+      o.init = KMeansInit::kGiven;
+      o.initial_centroids = init.data();
+    }
+  }
+  // A team streaming host data pins the whole range once, for every GPU
+  // (a shard's edge pages are shared with its neighbour's); it outlives
+  // the runs, whose copies read it.
+  cuda::HostRegistration registration;
+  // Each Run is built and destroyed with its GPU current.
+  std::vector<std::unique_ptr<Run>> runs;
+  struct Release {
+    std::vector<std::unique_ptr<Run>>* runs;
+    ~Release() {
+      for (auto& r : *runs) {
+        if (r == nullptr) continue;
+        DeviceGuard guard(r->device());
+        r.reset();
+      }
+    }
+  } release{&runs};
+  for (const Shard& sh : shards) {
+    DeviceGuard guard(sh.device);
+    runs.push_back(std::make_unique<Run>(o, sh.data, input, sh.rows, d, k, batch, cfg,
+                                         sh.device, team));
+    QUIVER_RETURN_IF_ERROR(runs.back()->Allocate());
+  }
+  if (team && !o.data_on_device && std::any_of(runs.begin(), runs.end(), [](const auto& r) {
+        return r->streamed();
+      })) {
+    (void)registration.Register(shards[0].data, n * d * cuda::ElemBytes(ElemOfInput(input)));
+  }
+  for (auto& r : runs) {
+    DeviceGuard guard(r->device());
+    QUIVER_RETURN_IF_ERROR(r->PreparePoints());
+    QUIVER_RETURN_IF_ERROR(r->InitCentroids());
+  }
+  for (auto& r : runs) {
+    DeviceGuard guard(r->device());
+    QUIVER_CUDA_RETURN(cudaStreamSynchronize(r->stream()));
+  }
+  // The lead GPU's events time the run; the all-reduce ends an iteration
+  // on every GPU at once.
+  Run& lead = *runs[0];
+  DeviceGuard lead_guard(lead.device());
+  QUIVER_RETURN_IF_ERROR(lead.MarkLloydStart());
+
+  const bool progress = static_cast<bool>(o.progress);
+  const bool streamed = std::any_of(runs.begin(), runs.end(),
+                                    [](const auto& r) { return r->streamed(); });
   // A streamed iteration is long: syncing each costs nothing and avoids
   // streaming iterations that would be skipped.
-  const int sync_every = (progress || streamed_) ? 1 : std::max(1, cfg_.sync_every);
+  const int sync_every = (progress || streamed) ? 1 : std::max(1, cfg.sync_every);
   int reported = 0;
-  std::vector<double> obj(objective_.size());
-  std::vector<int> empties(empties_.size());
-  for (int it = 0; it < o_.max_iterations; ++it) {
-    QUIVER_RETURN_IF_ERROR(EnqueueIteration(it));
-    if ((it + 1) % sync_every != 0 && it + 1 != o_.max_iterations) continue;
-    cuda::DeviceState st{};
-    QUIVER_CUDA_RETURN(cudaMemcpyAsync(&st, state_.get(), sizeof(st), cudaMemcpyDeviceToHost, s));
-    if (progress) {
-      QUIVER_CUDA_RETURN(cudaMemcpyAsync(obj.data(), objective_.get(), objective_.bytes(),
-                                         cudaMemcpyDeviceToHost, s));
-      QUIVER_CUDA_RETURN(cudaMemcpyAsync(empties.data(), empties_.get(), empties_.bytes(),
-                                         cudaMemcpyDeviceToHost, s));
+  std::vector<double> obj;
+  std::vector<int> empties;
+  for (int it = 0; it < o.max_iterations; ++it) {
+    for (auto& r : runs) {
+      DeviceGuard guard(r->device());
+      QUIVER_RETURN_IF_ERROR(r->EnqueueLocal(it));
     }
-    QUIVER_CUDA_RETURN(cudaStreamSynchronize(s));
+    if (team) {
+      std::vector<cuda::Collective::Part> parts;
+      for (auto& r : runs) parts.push_back(r->Partials(it));
+      QUIVER_RETURN_IF_ERROR(collective->SumAll(parts));
+    }
+    for (auto& r : runs) {
+      DeviceGuard guard(r->device());
+      QUIVER_RETURN_IF_ERROR(r->EnqueueUpdate(it));
+    }
+    if ((it + 1) % sync_every != 0 && it + 1 != o.max_iterations) continue;
+    cuda::DeviceState st{};
+    QUIVER_RETURN_IF_ERROR(lead.ReadState(&st, progress ? &obj : nullptr, &empties));
     if (progress) {
       for (; reported < st.iterations; ++reported) {
         KMeansIterationInfo info;
         info.iteration = reported;
-        info.objective = obj[static_cast<size_t>(reported) * batch_];
-        info.empty_clusters = empties[static_cast<size_t>(reported) * batch_];
-        if (!o_.progress(info)) {
+        info.objective = obj[static_cast<size_t>(reported) * batch];
+        info.empty_clusters = empties[static_cast<size_t>(reported) * batch];
+        if (!o.progress(info)) {
           return Status::Aborted("k-means: stopped by the progress callback");
         }
       }
     }
     if (st.stop) break;
   }
-  QUIVER_CUDA_RETURN(cudaEventRecord(t_end_.get(), s));
-  QUIVER_RETURN_IF_ERROR(FinalAssign());
-  QUIVER_CUDA_RETURN(cudaStreamSynchronize(s));
-  QUIVER_RETURN_IF_ERROR(Collect(results));
+  QUIVER_RETURN_IF_ERROR(lead.MarkLloydEnd());
+  for (auto& r : runs) {
+    DeviceGuard guard(r->device());
+    QUIVER_RETURN_IF_ERROR(r->FinalAssign());
+  }
+  double bytes = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    DeviceGuard guard(runs[i]->device());
+    QUIVER_RETURN_IF_ERROR(runs[i]->Collect(results, shards[i].offset, n, i == 0));
+    bytes += runs[i]->streamed_bytes();
+  }
   if (timings != nullptr) {
-    float setup = 0, lloyd = 0;
-    QUIVER_CUDA_RETURN(cudaEventElapsedTime(&setup, t_begin_.get(), t_setup_.get()));
-    QUIVER_CUDA_RETURN(cudaEventElapsedTime(&lloyd, t_setup_.get(), t_end_.get()));
-    timings->setup_ms = setup;
-    timings->lloyd_ms = lloyd;
+    QUIVER_RETURN_IF_ERROR(lead.Elapsed(&timings->setup_ms, &timings->lloyd_ms));
     timings->iterations = results[0].iterations;
-    timings->streamed = streamed_;
-    timings->h2d_gbps = lloyd > 0 ? streamed_bytes_ / (lloyd * 1e-3) / 1e9 : 0;
+    timings->streamed = streamed;
+    timings->h2d_gbps = timings->lloyd_ms > 0 ? bytes / (timings->lloyd_ms * 1e-3) / 1e9 : 0;
   }
   return Status::OK();
 }
@@ -646,8 +861,105 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
   int count = 0;
   QUIVER_CUDA_RETURN(cudaGetDeviceCount(&count));
   if (count == 0) return Status::NotSupported("k-means gpu: no CUDA device");
-  Run run(options, data, input, n, d, k, batch, config);
-  return run.Execute(results, timings);
+  int current = 0;
+  QUIVER_CUDA_RETURN(cudaGetDevice(&current));
+
+  // The GPUs: data on the device and batches stay on the current one.
+  std::vector<int> devices;
+  if (options.data_on_device || batch > 1) {
+    devices = {current};
+  } else if (options.devices.empty()) {
+    const size_t useful = std::max<size_t>(1, n / kMinPointsPerGpu);
+    const size_t team = std::min(useful, static_cast<size_t>(count));
+    if (team == 1) {
+      devices = {current};
+    } else {
+      for (size_t g = 0; g < team; ++g) devices.push_back(static_cast<int>(g));
+    }
+  } else {
+    devices = options.devices;
+    for (size_t i = 0; i < devices.size(); ++i) {
+      if (devices[i] < 0 || devices[i] >= count) {
+        return Status::InvalidArgument("k-means gpu: device " + std::to_string(devices[i]) +
+                                       " does not exist (" + std::to_string(count) +
+                                       " visible)");
+      }
+      if (std::find(devices.begin(), devices.begin() + i, devices[i]) != devices.begin() + i) {
+        return Status::InvalidArgument("k-means gpu: device " + std::to_string(devices[i]) +
+                                       " is listed twice");
+      }
+    }
+    if (devices.size() > n) {
+      return Status::InvalidArgument("k-means gpu: more devices than points");
+    }
+  }
+  // Contiguous, nearly equal shares.
+  std::vector<Shard> shards(devices.size());
+  const size_t row_bytes = d * cuda::ElemBytes(ElemOfInput(input));
+  for (size_t g = 0; g < devices.size(); ++g) {
+    const size_t begin = n * g / devices.size(), end = n * (g + 1) / devices.size();
+    shards[g].device = devices[g];
+    shards[g].data = static_cast<const uint8_t*>(data) + begin * row_bytes;
+    shards[g].rows = (devices.size() == 1) ? n : end - begin;
+    shards[g].offset = begin;
+  }
+  return Solve(options, shards, input, n, d, k, batch, config, results, timings);
+}
+
+Status KMeansCudaSharded(const KMeansOptions& options, const DeviceShard* shards,
+                         size_t count, KMeansInput input, size_t d, size_t k,
+                         const KMeansCudaConfig& config, KMeansResult* result,
+                         KMeansCudaTimings* timings) {
+  if (shards == nullptr || count == 0 || result == nullptr) {
+    return Status::InvalidArgument("k-means gpu: no shards");
+  }
+  if (count == 1) {  // the current-device path on the shard's GPU
+    DeviceGuard guard(shards[0].device);
+    KMeansOptions o = options;
+    o.data_on_device = true;
+    return KMeansCudaEx(o, shards[0].data, input, shards[0].rows, d, k, 1, config, result,
+                        timings);
+  }
+  int visible = 0;
+  QUIVER_CUDA_RETURN(cudaGetDeviceCount(&visible));
+  std::vector<Shard> list(count);
+  size_t n = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const DeviceShard& sh = shards[i];
+    if (sh.device < 0 || sh.device >= visible) {
+      return Status::InvalidArgument("k-means gpu: shard on device " +
+                                     std::to_string(sh.device) + ", which does not exist");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (shards[j].device == sh.device) {
+        return Status::InvalidArgument("k-means gpu: two shards on device " +
+                                       std::to_string(sh.device));
+      }
+    }
+    if (sh.data == nullptr || sh.rows == 0) {
+      return Status::InvalidArgument("k-means gpu: an empty shard");
+    }
+    list[i] = Shard{sh.device, sh.data, sh.rows, n};
+    n += sh.rows;
+  }
+  if (d == 0 || k == 0) return Status::InvalidArgument("k-means gpu: d and k must be >= 1");
+  if (k > n) {
+    return Status::InvalidArgument("k-means gpu: k = " + std::to_string(k) +
+                                   " is larger than the number of points n = " +
+                                   std::to_string(n));
+  }
+  if (n > std::numeric_limits<uint32_t>::max()) {
+    return Status::InvalidArgument("k-means gpu: too many points for 32-bit ids");
+  }
+  if (options.max_iterations < 1) {
+    return Status::InvalidArgument("k-means gpu: max_iterations must be >= 1");
+  }
+  if (options.init == KMeansInit::kGiven && options.initial_centroids == nullptr) {
+    return Status::InvalidArgument("k-means gpu: init = kGiven needs initial_centroids");
+  }
+  KMeansOptions o = options;
+  o.data_on_device = true;
+  return Solve(o, list, input, n, d, k, 1, config, result, timings);
 }
 
 Status KMeansCuda(const KMeansOptions& options, const float* data, size_t n,

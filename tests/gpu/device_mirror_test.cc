@@ -19,16 +19,12 @@
 #include "quiver/kmeans.h"
 #include "quiver/write_batch.h"
 #include "test_util.h"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace quiver {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                              \
-  do {                                                                  \
-    if (!kernels::CudaDeviceAvailable()) {                              \
-      GTEST_SKIP() << "no CUDA GPU visible: the GPU mirror tests skip"; \
-    }                                                                   \
-  } while (0)
+#define SKIP_WITHOUT_GPU() QUIVER_SKIP_WITHOUT_GPU("the GPU mirror tests")
 
 std::vector<float> Row(uint32_t dim, uint64_t seed) {
   std::mt19937_64 rng(seed);

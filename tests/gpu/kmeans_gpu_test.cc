@@ -21,6 +21,7 @@
 #include "kernels/cuda/kmeans_cuda.h"
 #include "kernels/cuda/kmeans_cuda_ex.h"
 #include "quiver/kmeans.h"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace quiver {
 namespace {
@@ -29,57 +30,11 @@ using kernels::KMeansCudaConfig;
 using kernels::KMeansCudaEx;
 using kernels::KMeansInput;
 
-#define SKIP_WITHOUT_GPU()                                                \
-  do {                                                                    \
-    if (!kernels::CudaDeviceAvailable()) {                                \
-      GTEST_SKIP() << "no CUDA GPU visible: the GPU k-means tests skip"; \
-    }                                                                     \
-  } while (0)
+#define SKIP_WITHOUT_GPU() QUIVER_SKIP_WITHOUT_GPU("the GPU k-means tests")
 
-// Gaussian blobs: `clusters` centres in [-10, 10]^d, points with unit noise.
-std::vector<float> Blobs(size_t n, size_t d, size_t clusters, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-10.f, 10.f);
-  std::normal_distribution<float> g(0.f, 1.f);
-  std::vector<float> centres(clusters * d);
-  for (float& c : centres) c = u(rng);
-  std::vector<float> x(n * d);
-  for (size_t i = 0; i < n; ++i) {
-    const size_t c = rng() % clusters;
-    for (size_t j = 0; j < d; ++j) x[i * d + j] = centres[c * d + j] + g(rng);
-  }
-  return x;
-}
-
-double Dist(Metric m, const float* x, const float* c, size_t d) {
-  double dot = 0, xx = 0, cc = 0;
-  for (size_t j = 0; j < d; ++j) {
-    dot += double(x[j]) * c[j];
-    xx += double(x[j]) * x[j];
-    cc += double(c[j]) * c[j];
-  }
-  if (m == Metric::kL2) return xx + cc - 2 * dot;
-  if (m == Metric::kInnerProduct) return -dot;
-  return 1 - dot / std::sqrt(xx);  // centroids are unit length
-}
-
-// Counts disagreements that are not near-ties (see the file comment).
-size_t HardMismatches(Metric m, const std::vector<float>& x, size_t d,
-                      const KMeansResult& cpu, const KMeansResult& gpu,
-                      size_t* mismatches) {
-  size_t hard = 0;
-  *mismatches = 0;
-  const size_t n = cpu.assignments.size();
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t a = cpu.assignments[i], b = gpu.assignments[i];
-    if (a == b) continue;
-    ++*mismatches;
-    const double da = Dist(m, &x[i * d], &cpu.centroids[a * d], d);
-    const double db = Dist(m, &x[i * d], &cpu.centroids[b * d], d);
-    if (std::abs(da - db) > 1e-3 * (std::abs(da) + 1e-3)) ++hard;
-  }
-  return hard;
-}
+using testing_gpu::Blobs;
+using testing_gpu::Dist;
+using testing_gpu::HardMismatches;
 
 KMeansOptions BaseOptions(Metric m, Device dev) {
   KMeansOptions o;

@@ -1,0 +1,73 @@
+// Copyright (c) quiver authors. Licensed under the Apache License 2.0.
+//
+// Collective: NCCL communicators over a list of GPUs of this process (one
+// communicator per GPU, driven from one thread through grouped calls), for
+// the multi-GPU k-means to sum its per-GPU partial results.
+//
+// NCCL is loaded at run time (libnccl.so.2, found the way the dynamic
+// loader finds libraries), so quiver builds, links and runs where NCCL is
+// missing; a run over several GPUs then reports NotSupported. Included only
+// from .cu files.
+//
+// Thread safety: Acquire() is thread-safe. A Collective is used by one
+// thread at a time: communicators are leased exclusively, because two runs
+// must never interleave their operations on one communicator.
+
+#ifndef QUIVER_KERNELS_CUDA_COLLECTIVE_H_
+#define QUIVER_KERNELS_CUDA_COLLECTIVE_H_
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "quiver/status.h"
+
+namespace quiver::kernels::cuda {
+
+class Collective {
+ public:
+  // Leases communicators over `devices` (distinct, valid ids; at least 2).
+  // Creating them costs a few hundred milliseconds, so they are kept for
+  // later runs over the same list: the first lease creates, later leases
+  // reuse a free set (a concurrent run over the same list gets a set of
+  // its own).
+  static Status Acquire(const std::vector<int>& devices,
+                        std::unique_ptr<Collective>* out);
+
+  ~Collective();  // returns the communicators for reuse
+  Collective(const Collective&) = delete;
+  Collective& operator=(const Collective&) = delete;
+
+  int size() const { return static_cast<int>(devices_.size()); }
+
+  // What one GPU contributes to SumAll: buffers on that GPU, summed in
+  // place over all GPUs, the operation enqueued on `stream`.
+  struct Part {
+    float* floats = nullptr;
+    size_t float_count = 0;
+    int* ints = nullptr;
+    size_t int_count = 0;
+    double* doubles = nullptr;
+    size_t double_count = 0;
+    cudaStream_t stream = nullptr;
+  };
+  // In-place sum over the GPUs, parts[r] on devices[r]; enqueued, not
+  // waited for. Every GPU receives the same bits (NCCL reduces each element
+  // once and broadcasts it), so replicated arithmetic that follows stays
+  // identical across GPUs.
+  Status SumAll(const std::vector<Part>& parts);
+
+  struct Comms;  // the communicators (opaque)
+
+ private:
+  Collective(std::vector<int> devices, std::unique_ptr<Comms> comms);
+
+  std::vector<int> devices_;
+  std::unique_ptr<Comms> comms_;
+};
+
+}  // namespace quiver::kernels::cuda
+
+#endif  // QUIVER_KERNELS_CUDA_COLLECTIVE_H_
