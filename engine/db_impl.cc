@@ -14,6 +14,8 @@
 
 #include "kernels/cpu/assign.h"
 #include "kernels/cpu/distance.h"
+#include "kernels/cuda/kmeans_cuda.h"
+#include "kernels/cuda/kmeans_cuda_ex.h"
 #include "quiver/kmeans.h"
 #include "quiver/write_batch.h"
 #include "storage/handover.h"
@@ -36,6 +38,19 @@ Status ValidateOptions(const Options& o) {
   }
   if (static_cast<uint8_t>(o.metric) > static_cast<uint8_t>(Metric::kCosine)) {
     return Status::InvalidArgument("unknown metric");
+  }
+  // Devices are checked where there are GPUs to check them against; a
+  // machine without one runs the CPU path and ignores the list.
+  const int gpus = o.device == Device::kCpu ? 0 : kernels::CudaDeviceCount();
+  for (size_t i = 0; i < o.devices.size(); ++i) {
+    const int g = o.devices[i];
+    if (g < 0 || (gpus > 0 && g >= gpus)) {
+      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " does not exist (" +
+                                     std::to_string(gpus) + " visible)");
+    }
+    if (std::find(o.devices.begin(), o.devices.begin() + i, g) != o.devices.begin() + i) {
+      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " is listed twice");
+    }
   }
   return Status::OK();
 }
@@ -215,7 +230,7 @@ Status DBImpl::Recover() {
 }
 
 void DBImpl::StartMirror() {
-  mirror_ = DeviceMirror::Create(dim_);
+  mirror_ = DeviceMirror::Create(dim_, options_.devices);
   if (mirror_ == nullptr) return;
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
@@ -385,6 +400,7 @@ Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float
   // Prepared cosine vectors are unit length: spherical k-means over them.
   ko.metric = metric_ == Metric::kCosine ? Metric::kInnerProduct : metric_;
   ko.device = plan.device;
+  ko.devices = options_.devices;
   if (warm.size() == k * dim_) {
     ko.init = KMeansInit::kGiven;  // warm start from the serving centroids
     ko.initial_centroids = warm.data();
@@ -398,10 +414,21 @@ Status DBImpl::TrainCentroids(const ReclusterPlan& plan, const std::vector<float
   KMeansResult res;
   Status s;
   if (on_device != nullptr) {
-    // The mirror's rows: `vectors`, in the same order, already on the GPU.
-    ko.data_on_device = true;
-    s = KMeans(ko, on_device->rows.get(), n, dim_, k, &res);
+    // The mirror's rows: `vectors`, in the same order, already on the
+    // GPUs, one shard each.
+    std::vector<kernels::DeviceShard> shards;
+    for (const DeviceMirror::Shard& sh : on_device->shards) {
+      shards.push_back({sh.device, sh.rows.get(), sh.count});
+    }
+    s = kernels::KMeansCudaSharded(ko, shards.data(), shards.size(), kernels::KMeansInput::kF32,
+                                   dim_, k, kernels::KMeansCudaConfig(), &res, nullptr);
   } else {
+    s = KMeans(ko, vectors.data(), n, dim_, k, &res);
+  }
+  if (s.IsNotSupported() && plan.device == Device::kAuto) {
+    // The GPUs cannot run it (several GPUs without NCCL, say): the CPU
+    // computes the same function.
+    ko.device = Device::kCpu;
     s = KMeans(ko, vectors.data(), n, dim_, k, &res);
   }
   if (!s.ok()) return s;
@@ -434,8 +461,8 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
     recording_ = true;
     op_log_.clear();
     if (mirror_ != nullptr && plan.given == nullptr && plan.device != Device::kCpu &&
-        !mirror_->Snapshot(&on_device.ids, &on_device.rows).ok()) {
-      on_device.rows.reset();  // train on the host copy instead
+        !mirror_->Snapshot(&on_device.ids, &on_device.shards).ok()) {
+      on_device.shards.clear();  // train on the host copy instead
       if (!mirror_->ok()) mirror_.reset();
     }
   }
@@ -449,17 +476,22 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
       db->op_log_.shrink_to_fit();
     }
   } stop_recording{this};
-  if (on_device.rows != nullptr) {
+  if (!on_device.shards.empty()) {
     // The mirror's snapshot is the live set exactly as the lock saw it:
     // copy those rows back for the host index instead of walking the
     // partitions (a 1M x 128 copy takes tens of milliseconds over PCIe).
     ids = std::move(on_device.ids);
     vectors.resize(ids.size() * dim_);
-    if (!kernels::CopyToHost(on_device.rows.get(), vectors.size(), vectors.data()).ok()) {
-      on_device = DeviceSnapshot();
+    size_t row = 0;
+    for (const DeviceMirror::Shard& sh : on_device.shards) {
+      if (!kernels::CopyToHost(sh.rows.get(), sh.count * dim_, &vectors[row * dim_]).ok()) {
+        on_device = DeviceSnapshot();
+        break;
+      }
+      row += sh.count;
     }
   }
-  if (on_device.rows == nullptr) index_.CollectLive(*snapshot, &ids, &vectors);
+  if (on_device.shards.empty()) index_.CollectLive(*snapshot, &ids, &vectors);
   snapshot.reset();
 
   const size_t n = ids.size();
@@ -478,7 +510,7 @@ Status DBImpl::ReclusterUnbounded(const ReclusterPlan& plan) {
     k = plan.given->num_centroids;
   } else {
     s = TrainCentroids(plan, vectors, n, warm, epoch, &centroids, &labels,
-                       on_device.rows != nullptr ? &on_device : nullptr);
+                       !on_device.shards.empty() ? &on_device : nullptr);
     on_device = DeviceSnapshot();  // frees the GPU copy
     if (!s.ok()) return s;
     k = centroids.size() / dim_;

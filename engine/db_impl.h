@@ -102,7 +102,7 @@ class DBImpl final : public DB {
   // device row r.
   struct DeviceSnapshot {
     std::vector<uint64_t> ids;
-    std::shared_ptr<const float> rows;
+    std::vector<DeviceMirror::Shard> shards;  // empty: no device snapshot
   };
 
   // Rebuilds the index from the latest index record and every vector.

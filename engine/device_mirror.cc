@@ -2,6 +2,8 @@
 
 #include "engine/device_mirror.h"
 
+#include "kernels/cuda/kmeans_cuda.h"
+
 namespace quiver {
 namespace {
 
@@ -11,13 +13,21 @@ constexpr size_t kStagedRowsPerUpload = 4096;
 
 }  // namespace
 
-std::unique_ptr<DeviceMirror> DeviceMirror::Create(uint32_t dim) {
-  std::unique_ptr<kernels::DeviceRows> rows;
-  if (!kernels::DeviceRows::Create(dim, &rows).ok()) return nullptr;
-  return std::unique_ptr<DeviceMirror>(new DeviceMirror(std::move(rows)));
+std::unique_ptr<DeviceMirror> DeviceMirror::Create(uint32_t dim, const std::vector<int>& devices) {
+  std::vector<int> list = devices;
+  if (list.empty()) {
+    for (int g = 0; g < kernels::CudaDeviceCount(); ++g) list.push_back(g);
+  }
+  if (list.empty()) return nullptr;
+  std::vector<std::unique_ptr<kernels::DeviceRows>> tables(list.size());
+  for (size_t g = 0; g < list.size(); ++g) {
+    if (!kernels::DeviceRows::Create(dim, list[g], &tables[g]).ok()) return nullptr;
+  }
+  return std::unique_ptr<DeviceMirror>(new DeviceMirror(std::move(tables)));
 }
 
-DeviceMirror::DeviceMirror(std::unique_ptr<kernels::DeviceRows> rows) : rows_(std::move(rows)) {}
+DeviceMirror::DeviceMirror(std::vector<std::unique_ptr<kernels::DeviceRows>> tables)
+    : tables_(std::move(tables)) {}
 
 void DeviceMirror::Put(uint64_t id, const float* vec) {
   if (!ok_) return;
@@ -34,7 +44,8 @@ void DeviceMirror::Put(uint64_t id, const float* vec) {
       row_live_[it->second] = 1;
     }
   }
-  rows_->Put(it->second, vec);
+  const uint32_t row = it->second;
+  tables_[row % tables_.size()]->Put(static_cast<uint32_t>(row / tables_.size()), vec);
   if (++staged_ >= kStagedRowsPerUpload) (void)Flush();
 }
 
@@ -48,29 +59,42 @@ void DeviceMirror::Erase(uint64_t id) {
 
 Status DeviceMirror::Flush() {
   if (!ok_) return Status::Aborted("the device mirror failed earlier");
-  Status s = rows_->Flush();
-  if (!s.ok()) {
-    ok_ = false;
-    return s;
+  for (auto& table : tables_) {
+    Status s = table->Flush();
+    if (!s.ok()) {
+      ok_ = false;
+      return s;
+    }
   }
   staged_ = 0;
   return Status::OK();
 }
 
-Status DeviceMirror::Snapshot(std::vector<uint64_t>* ids, std::shared_ptr<const float>* rows) {
+Status DeviceMirror::Snapshot(std::vector<uint64_t>* ids, std::vector<Shard>* shards) {
   Status s = Flush();
   if (!s.ok()) return s;
   ids->clear();
   ids->reserve(row_of_.size());
-  std::vector<uint32_t> live_rows;
-  live_rows.reserve(row_of_.size());
-  // Row order: the gather reads the table nearly sequentially.
-  for (size_t r = 0; r < id_of_row_.size(); ++r) {
-    if (row_live_[r] == 0) continue;
-    ids->push_back(id_of_row_[r]);
-    live_rows.push_back(static_cast<uint32_t>(r));
+  shards->clear();
+  const size_t g_count = tables_.size();
+  std::vector<uint32_t> slots;
+  for (size_t g = 0; g < g_count; ++g) {
+    // Row order: the gather reads the table nearly sequentially.
+    slots.clear();
+    for (size_t r = g; r < id_of_row_.size(); r += g_count) {
+      if (row_live_[r] == 0) continue;
+      ids->push_back(id_of_row_[r]);
+      slots.push_back(static_cast<uint32_t>(r / g_count));
+    }
+    if (slots.empty()) continue;
+    Shard shard;
+    shard.device = tables_[g]->device();
+    shard.count = slots.size();
+    s = tables_[g]->Gather(slots.data(), slots.size(), &shard.rows);
+    if (!s.ok()) return s;
+    shards->push_back(std::move(shard));
   }
-  return rows_->Gather(live_rows.data(), live_rows.size(), rows);
+  return Status::OK();
 }
 
 }  // namespace quiver

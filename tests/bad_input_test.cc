@@ -7,6 +7,7 @@
 #include <rocksdb/db.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -103,6 +104,22 @@ TEST(OpenTest, CreatingNeedsADimension) {
   std::unique_ptr<DB> db;
   EXPECT_TRUE(DB::Open(Opts(0), dir.Sub("db"), &db).IsInvalidArgument());
   EXPECT_EQ(db, nullptr);
+}
+
+// A negative or twice-listed GPU is a bad option on any machine (ids
+// beyond the visible GPUs are checked where GPUs exist: tests/gpu).
+TEST(OpenTest, BadDeviceList) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  Options o = Opts(4);
+  o.devices = {-1};
+  Status s = DB::Open(o, dir.Sub("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  o.devices = {1, 1};
+  s = DB::Open(o, dir.Sub("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_EQ(db, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("db")));  // nothing created
 }
 
 TEST(OpenTest, MissingDbWithoutCreateIfMissing) {

@@ -11,11 +11,13 @@ int Fail(const std::string& command, const Status& s) {
   return kExitError;
 }
 
-Status OpenExisting(const std::string& path, bool read_only, std::unique_ptr<DB>* db) {
+Status OpenExisting(const std::string& path, bool read_only, std::unique_ptr<DB>* db,
+                    const std::vector<int>& devices) {
   Options o;
   o.create_if_missing = false;
   o.accept_stored_metric = true;
   o.read_only = read_only;
+  o.devices = devices;
   return DB::Open(o, path, db);
 }
 

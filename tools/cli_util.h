@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "quiver/db.h"
 #include "tools/commands.h"
@@ -30,8 +31,10 @@ inline const std::map<std::string, Device>& DeviceNames() {
 // Prints "quiver <command>: <status>" to stderr and returns kExitError.
 int Fail(const std::string& command, const Status& s);
 
-// Opens an existing DB at `path` with its stored dimension and metric.
-Status OpenExisting(const std::string& path, bool read_only, std::unique_ptr<DB>* db);
+// Opens an existing DB at `path` with its stored dimension and metric, its
+// GPU work on `devices` (Options::devices; empty: every visible GPU).
+Status OpenExisting(const std::string& path, bool read_only, std::unique_ptr<DB>* db,
+                    const std::vector<int>& devices = {});
 
 }  // namespace quiver::tools
 

@@ -1,6 +1,7 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
-// `quiver reindex DB [--partitions K] [--iterations N] [--device auto|cpu|gpu] [--wait S]`
+// `quiver reindex DB [--partitions K] [--iterations N] [--device auto|cpu|gpu] [--gpus 0,1]
+//                    [--wait S]`
 //
 // Offline when no other process holds the DB: opens it and re-clusters.
 // Online when an application holds it open for writing: attaches as a
@@ -52,6 +53,7 @@ void PrintEpoch(DB* db, const char* how) {
 void AddReindexCommand(CLI::App& app, CommandRunner* run) {
   struct Args {
     std::string path, device = "auto";
+    std::vector<int> gpus;
     uint32_t partitions = 0;
     int iterations = 0;
     double wait = 600;
@@ -76,6 +78,11 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
   cmd->add_option("--device", args->device, "auto, cpu or gpu")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+  cmd->add_option("--gpus", args->gpus,
+                  "GPUs the k-means runs on, as CUDA ids (e.g. 0,1: the points are split\n"
+                  "between them and the partial sums combined over NCCL); default: every visible GPU")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1023));
   cmd->add_option("--wait", args->wait,
                   "Online: seconds to wait for the holding process to commit the new epoch")
       ->capture_default_str()
@@ -87,7 +94,7 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
                              .device = DeviceNames().at(args->device),
                              .handover_timeout_seconds = args->wait};
       std::unique_ptr<DB> db;
-      Status s = OpenExisting(args->path, false, &db);
+      Status s = OpenExisting(args->path, false, &db, args->gpus);
       if (s.ok()) {
         s = ReindexWithProgress(db.get(), options);
         if (!s.ok()) return Fail("reindex", s);
@@ -104,6 +111,7 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
       Options o;
       o.accept_stored_metric = true;
       o.create_if_missing = false;
+      o.devices = args->gpus;
       s = DB::OpenAsSecondary(o, args->path, secondary.path(), &db);
       if (!s.ok()) return Fail("reindex", s);
       s = ReindexWithProgress(db.get(), options);

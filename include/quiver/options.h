@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "quiver/types.h"
 
@@ -41,6 +42,15 @@ struct Options {
 
   // Where k-means runs: a CUDA GPU when kAuto finds one, else all CPU cores.
   Device device = Device::kAuto;
+
+  // The CUDA devices the DB uses when its k-means runs on the GPU (distinct
+  // ids). The GPU mirror of the live vectors is sharded over them (row r on
+  // the r mod G-th), and a re-clustering's k-means runs on all of them,
+  // each GPU on the rows it holds, the partial sums combined over NCCL.
+  // Empty (the default): every visible GPU. Several GPUs need NCCL
+  // (libnccl.so.2) at run time; without it the k-means falls back to the
+  // CPU path. A device that does not exist: Open returns InvalidArgument.
+  std::vector<int> devices;
 
   // IVF layout. While the DB holds fewer than `ivf_train_threshold` live
   // vectors it is searched exactly (one flat partition). When that many

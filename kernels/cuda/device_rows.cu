@@ -43,19 +43,35 @@ __global__ void GatherRows(const uint32_t* __restrict__ slots, size_t n, uint32_
   }
 }
 
+// A device matrix that frees itself with its device current.
+struct OwnedMatrix {
+  int device;
+  cuda::DeviceBuffer<float> buffer;
+  ~OwnedMatrix() {
+    cuda::DeviceGuard guard(device);
+    buffer.Reset();
+  }
+};
+
 class CudaDeviceRows final : public DeviceRows {
  public:
-  explicit CudaDeviceRows(uint32_t dim) : dim_(dim) {}
+  CudaDeviceRows(uint32_t dim, int device) : dim_(dim), device_(device) {}
   ~CudaDeviceRows() override {
+    cuda::DeviceGuard guard(device_);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+    table_.Reset();
+    slots_scratch_.Reset();
+    rows_scratch_.Reset();
   }
 
   Status Init() {
+    cuda::DeviceGuard guard(device_);
     QUIVER_CUDA_RETURN(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     return Status::OK();
   }
 
   uint32_t dim() const override { return dim_; }
+  int device() const override { return device_; }
   size_t capacity() const override { return capacity_; }
 
   void Put(uint32_t slot, const float* row) override {
@@ -70,6 +86,7 @@ class CudaDeviceRows final : public DeviceRows {
   Status Flush() override {
     const size_t n = staged_slots_.size();
     if (n == 0) return Status::OK();
+    cuda::DeviceGuard guard(device_);
     const size_t need = size_t{*std::max_element(staged_slots_.begin(), staged_slots_.end())} + 1;
     if (need > capacity_) {
       // Doubling: a table filled a row at a time moves O(rows) in all.
@@ -112,16 +129,17 @@ class CudaDeviceRows final : public DeviceRows {
                                        " rows");
       }
     }
-    cuda::DeviceBuffer<float> matrix;
-    QUIVER_RETURN_IF_ERROR(matrix.Allocate(n * dim_));
+    cuda::DeviceGuard guard(device_);
+    // The matrix outlives this call: its owner goes with the shared_ptr.
+    auto holder = std::make_shared<OwnedMatrix>();
+    holder->device = device_;
+    QUIVER_RETURN_IF_ERROR(holder->buffer.Allocate(n * dim_));
     QUIVER_RETURN_IF_ERROR(Upload(slots, n));
-    GatherRows<<<BlocksFor(n * dim_), kThreads, 0, stream_>>>(slots_scratch_.get(), n, dim_,
-                                                              table_.get(), matrix.get());
+    GatherRows<<<BlocksFor(n * dim_), kThreads, 0, stream_>>>(
+        slots_scratch_.get(), n, dim_, table_.get(), holder->buffer.get());
     QUIVER_CUDA_LAUNCH_CHECK();
     QUIVER_CUDA_RETURN(cudaStreamSynchronize(stream_));
-    // The matrix outlives this call: hand its ownership to the shared_ptr.
-    auto holder = std::make_shared<cuda::DeviceBuffer<float>>(std::move(matrix));
-    *out = std::shared_ptr<const float>(holder, holder->get());
+    *out = std::shared_ptr<const float>(holder, holder->buffer.get());
     return Status::OK();
   }
 
@@ -145,6 +163,7 @@ class CudaDeviceRows final : public DeviceRows {
   }
 
   const uint32_t dim_;
+  const int device_;
   cudaStream_t stream_ = nullptr;
   cuda::DeviceBuffer<float> table_;  // capacity_ x dim_
   size_t capacity_ = 0;
@@ -158,11 +177,16 @@ class CudaDeviceRows final : public DeviceRows {
 
 }  // namespace
 
-Status DeviceRows::Create(uint32_t dim, std::unique_ptr<DeviceRows>* rows) {
+Status DeviceRows::Create(uint32_t dim, int device, std::unique_ptr<DeviceRows>* rows) {
   rows->reset();
   if (dim == 0) return Status::InvalidArgument("DeviceRows: dimension must be >= 1");
-  if (!CudaDeviceAvailable()) return Status::NotSupported("DeviceRows: no CUDA GPU is available");
-  auto table = std::make_unique<CudaDeviceRows>(dim);
+  const int count = CudaDeviceCount();
+  if (count == 0) return Status::NotSupported("DeviceRows: no CUDA GPU is available");
+  if (device < 0 || device >= count) {
+    return Status::InvalidArgument("DeviceRows: device " + std::to_string(device) +
+                                   " does not exist (" + std::to_string(count) + " visible)");
+  }
+  auto table = std::make_unique<CudaDeviceRows>(dim, device);
   QUIVER_RETURN_IF_ERROR(table->Init());
   *rows = std::move(table);
   return Status::OK();
@@ -170,6 +194,9 @@ Status DeviceRows::Create(uint32_t dim, std::unique_ptr<DeviceRows>* rows) {
 
 Status CopyToHost(const float* device, size_t count, float* host) {
   if (count == 0) return Status::OK();
+  cudaPointerAttributes attr{};
+  QUIVER_CUDA_RETURN(cudaPointerGetAttributes(&attr, device));
+  cuda::DeviceGuard guard(attr.device);
   QUIVER_CUDA_RETURN(cudaMemcpy(host, device, count * sizeof(float), cudaMemcpyDeviceToHost));
   return Status::OK();
 }

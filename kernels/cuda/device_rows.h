@@ -24,13 +24,15 @@ namespace quiver::kernels {
 
 class DeviceRows {
  public:
-  // An empty table of rows of `dim` floats on the current CUDA device.
-  // NotSupported without a usable GPU.
-  static Status Create(uint32_t dim, std::unique_ptr<DeviceRows>* rows);
+  // An empty table of rows of `dim` floats on CUDA device `device` (every
+  // call makes that device current for its duration). NotSupported without
+  // a usable GPU, InvalidArgument for a device that does not exist.
+  static Status Create(uint32_t dim, int device, std::unique_ptr<DeviceRows>* rows);
 
   virtual ~DeviceRows() = default;
 
   virtual uint32_t dim() const = 0;
+  virtual int device() const = 0;
   // Rows the device holds room for (grown by Flush as slots require).
   virtual size_t capacity() const = 0;
 
@@ -43,8 +45,8 @@ class DeviceRows {
   virtual Status Flush() = 0;
 
   // A new device matrix (n x dim, row-major) of rows slots[0..n) in that
-  // order, independent of this table (later Puts and Flushes leave it
-  // alone); freed when the last copy of *out goes. Rows never written are
+  // order, on this table's device, independent of it (later Puts and
+  // Flushes leave it alone); freed when the last copy of *out goes. Rows never written are
   // unspecified. REQUIRES: every slot < capacity(); nothing staged.
   virtual Status Gather(const uint32_t* slots, size_t n,
                         std::shared_ptr<const float>* out) = 0;
@@ -53,8 +55,8 @@ class DeviceRows {
   virtual Status Read(const uint32_t* slots, size_t n, float* host) = 0;
 };
 
-// Copies `count` floats from device memory (a Gather's matrix) to host.
-// Thread-safe.
+// Copies `count` floats from device memory (a Gather's matrix, on any
+// device) to host. Thread-safe.
 Status CopyToHost(const float* device, size_t count, float* host);
 
 }  // namespace quiver::kernels

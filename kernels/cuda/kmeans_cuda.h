@@ -17,6 +17,9 @@ namespace quiver::kernels {
 // True when the library was built with CUDA and a CUDA device is visible.
 bool CudaDeviceAvailable();
 
+// CUDA devices visible (0 without CUDA or a driver).
+int CudaDeviceCount();
+
 // REQUIRES: arguments validated by quiver::KMeans. Initial centroids come
 // from InitCentroids() (kernels/cpu/kmeans_cpu.h) unless computed on the GPU.
 Status KMeansCuda(const KMeansOptions& options, const float* data, size_t n,

@@ -10,6 +10,8 @@ namespace quiver::kernels {
 
 bool CudaDeviceAvailable() { return false; }
 
+int CudaDeviceCount() { return 0; }
+
 Status KMeansCuda(const KMeansOptions&, const float*, size_t, size_t, size_t,
                   KMeansResult*) {
   return Status::NotSupported("quiver was built without CUDA");
@@ -21,7 +23,7 @@ Status KMeansCudaSharded(const KMeansOptions&, const DeviceShard*, size_t, KMean
   return Status::NotSupported("quiver was built without CUDA");
 }
 
-Status DeviceRows::Create(uint32_t, std::unique_ptr<DeviceRows>* rows) {
+Status DeviceRows::Create(uint32_t, int, std::unique_ptr<DeviceRows>* rows) {
   rows->reset();
   return Status::NotSupported("quiver was built without CUDA");
 }

@@ -820,15 +820,17 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
 
 }  // namespace
 
-bool CudaDeviceAvailable() {
+int CudaDeviceCount() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
-    return false;
+    return 0;
   }
-  return count > 0;
+  return count;
 }
+
+bool CudaDeviceAvailable() { return CudaDeviceCount() > 0; }
 
 Status KMeansCudaEx(const KMeansOptions& options, const void* data,
                     KMeansInput input, size_t n, size_t d, size_t k,

@@ -38,7 +38,7 @@ TEST(DeviceRowsTest, RowsMatchAHostCopyThroughOverwritesAndGrowth) {
   SKIP_WITHOUT_GPU();
   constexpr uint32_t kDim = 37;  // not a multiple of anything
   std::unique_ptr<kernels::DeviceRows> rows;
-  ASSERT_TRUE(kernels::DeviceRows::Create(kDim, &rows).ok());
+  ASSERT_TRUE(kernels::DeviceRows::Create(kDim, 0, &rows).ok());
   std::map<uint32_t, std::vector<float>> host;
   std::mt19937_64 rng(7);
   uint64_t seed = 1;
@@ -68,7 +68,7 @@ TEST(DeviceRowsTest, RowsMatchAHostCopyThroughOverwritesAndGrowth) {
 TEST(DeviceRowsTest, GatherRefusesSlotsBeyondTheTableAndStagedRows) {
   SKIP_WITHOUT_GPU();
   std::unique_ptr<kernels::DeviceRows> rows;
-  ASSERT_TRUE(kernels::DeviceRows::Create(8, &rows).ok());
+  ASSERT_TRUE(kernels::DeviceRows::Create(8, 0, &rows).ok());
   const std::vector<float> r = Row(8, 1);
   rows->Put(3, r.data());
   std::shared_ptr<const float> out;
@@ -79,7 +79,7 @@ TEST(DeviceRowsTest, GatherRefusesSlotsBeyondTheTableAndStagedRows) {
   const uint32_t far = static_cast<uint32_t>(rows->capacity());
   EXPECT_TRUE(rows->Gather(&far, 1, &out).IsInvalidArgument());
   std::unique_ptr<kernels::DeviceRows> none;
-  EXPECT_TRUE(kernels::DeviceRows::Create(0, &none).IsInvalidArgument());
+  EXPECT_TRUE(kernels::DeviceRows::Create(0, 0, &none).IsInvalidArgument());
 }
 
 // A k-means over gathered rows in place gives what the same k-means gives
@@ -91,7 +91,7 @@ TEST(DeviceRowsTest, KMeansOnGatheredRowsMatchesKMeansOnHostData) {
   constexpr size_t kN = 20000, kK = 64;
   std::vector<float> host(kN * kDim);
   std::unique_ptr<kernels::DeviceRows> rows;
-  ASSERT_TRUE(kernels::DeviceRows::Create(kDim, &rows).ok());
+  ASSERT_TRUE(kernels::DeviceRows::Create(kDim, 0, &rows).ok());
   // Stored in a scattered order, gathered back in id order.
   std::vector<uint32_t> slot_of(kN);
   for (size_t i = 0; i < kN; ++i) slot_of[i] = static_cast<uint32_t>((i * 7919) % kN);
@@ -123,11 +123,11 @@ TEST(DeviceRowsTest, KMeansOnGatheredRowsMatchesKMeansOnHostData) {
   }
 }
 
-// Two DBs fed the same writes, one re-clustering on its GPU mirror, one on
-// the CPU: the mirror follows every put and delete, the re-clustering
-// that read it leaves a consistent index that finds every vector.
-TEST(DeviceMirrorTest, ReclusteringTrainsOnTheMirror) {
-  SKIP_WITHOUT_GPU();
+// Two DBs fed the same writes, one re-clustering on its GPU mirror (over
+// `devices`), one on the CPU: the mirror follows every put and delete, the
+// re-clustering that read it leaves a consistent index that finds every
+// vector.
+void ExpectMirroredDbMatchesCpu(const std::vector<int>& devices) {
   test::TempDir dir;
   constexpr uint32_t kDim = 24;
   Options o;
@@ -138,8 +138,10 @@ TEST(DeviceMirrorTest, ReclusteringTrainsOnTheMirror) {
   o.ivf_train_threshold = 1000000;  // trained by Reindex only
   std::unique_ptr<DB> gpu_db, cpu_db;
   o.device = Device::kAuto;
+  o.devices = devices;
   ASSERT_TRUE(DB::Open(o, dir.Sub("gpu"), &gpu_db).ok());
   o.device = Device::kCpu;
+  o.devices.clear();
   ASSERT_TRUE(DB::Open(o, dir.Sub("cpu"), &cpu_db).ok());
 
   std::map<uint64_t, std::vector<float>> live;
@@ -186,6 +188,35 @@ TEST(DeviceMirrorTest, ReclusteringTrainsOnTheMirror) {
     found += !hits.empty() && hits[0].id == id;
   }
   EXPECT_GE(found, live.size() * 99 / 100);
+}
+
+TEST(DeviceMirrorTest, ReclusteringTrainsOnTheMirror) {
+  SKIP_WITHOUT_GPU();
+  ExpectMirroredDbMatchesCpu({0});
+}
+
+// The mirror sharded over two GPUs (row r on GPU r mod 2), the k-means run
+// over both shards.
+TEST(DeviceMirrorTest, ShardedMirrorOverTwoGpus) {
+  SKIP_WITHOUT_GPU();
+  if (kernels::CudaDeviceCount() < 2) {
+    GTEST_SKIP() << "one CUDA GPU visible: the sharded mirror test skips";
+  }
+  ExpectMirroredDbMatchesCpu({0, 1});
+}
+
+TEST(DeviceMirrorTest, UnknownDeviceRejectedAtOpen) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir dir;
+  Options o;
+  o.dim = 8;
+  o.devices = {kernels::CudaDeviceCount()};
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(o, dir.Sub("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  o.devices = {0, 0};
+  s = DB::Open(o, dir.Sub("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
 }
 
 }  // namespace
