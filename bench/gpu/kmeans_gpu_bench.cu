@@ -22,27 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpu/bench_cuda.cuh"
 #include "kernels/cuda/kmeans_cuda_ex.h"
 #include "quiver/kmeans.h"
 
 namespace {
 
-#define CHECK_CUDA(call)                                                   \
-  do {                                                                     \
-    cudaError_t e_ = (call);                                               \
-    if (e_ != cudaSuccess) {                                               \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call,    \
-                   cudaGetErrorString(e_));                                \
-      std::exit(1);                                                        \
-    }                                                                      \
-  } while (0)
-
-__device__ __forceinline__ uint64_t Mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using quiver::bench::Mix;
 
 __global__ void normal_kernel(float* x, size_t count, uint64_t seed) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -26,27 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench/gpu/bench_cuda.cuh"
 #include "kernels/cuda/kmeans_cuda_ex.h"
 #include "quiver/kmeans.h"
 
 namespace {
 
-#define CHECK_CUDA(call)                                                   \
-  do {                                                                     \
-    cudaError_t e_ = (call);                                               \
-    if (e_ != cudaSuccess) {                                               \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call,    \
-                   cudaGetErrorString(e_));                                \
-      std::exit(1);                                                        \
-    }                                                                      \
-  } while (0)
-
-__device__ __forceinline__ uint64_t Mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using quiver::bench::Mix;
 
 // Element i of the whole point array (first = the global index of x[0]):
 // a mixture of 64 well-separated normal clusters, so the k-means has
