@@ -98,9 +98,10 @@ struct KMeansOptions {
   // GPUs re-seeds an empty cluster by splitting the largest one). One
   // listed device runs the single-GPU path there. Empty (the default): every
   // visible GPU, but only as many as get 262,144 points each (below that
-  // one GPU is faster), else the current device. Ignored with
-  // data_on_device (the current device). Several GPUs need NCCL
-  // (libnccl.so.2) at run time, else NotSupported.
+  // one GPU is faster) and only when NCCL (libnccl.so.2) can be loaded;
+  // else the current device. Ignored with data_on_device (the current
+  // device). A listed team without NCCL returns NotSupported. Runs over the
+  // same GPUs take turns.
   std::vector<int> devices;
 
   // Called after every iteration, on the calling thread. Returning false

@@ -6,8 +6,10 @@
 
 #include <dlfcn.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -72,29 +74,40 @@ struct Collective::Comms {
 
 namespace {
 
-// Free communicator sets by device list. Never destroyed: a set lives as
-// long as the process (destroying at exit would race the CUDA teardown).
-std::mutex pool_mu;
-std::map<std::vector<int>, std::vector<std::unique_ptr<Collective::Comms>>>& Pool() {
-  static auto* pool =
-      new std::map<std::vector<int>, std::vector<std::unique_ptr<Collective::Comms>>>();
+// The communicator set of each device list, while no run holds it. Never
+// destroyed: a set lives as long as the process (destroying at exit would
+// race the CUDA teardown).
+struct Pool {
+  std::mutex mu;
+  std::condition_variable returned;
+  std::map<std::vector<int>, std::unique_ptr<Collective::Comms>> idle;
+  std::set<std::vector<int>> leased;
+};
+
+Pool& ThePool() {
+  static auto* pool = new Pool();
   return *pool;
 }
 
 }  // namespace
+
+bool Collective::Available() { return LoadNccl().load_error.empty(); }
 
 Status Collective::Acquire(const std::vector<int>& devices, std::unique_ptr<Collective>* out) {
   out->reset();
   if (devices.size() < 2) return Status::InvalidArgument("a collective needs at least 2 GPUs");
   const Nccl& nccl = LoadNccl();
   if (!nccl.load_error.empty()) return Status::NotSupported(nccl.load_error);
+  Pool& pool = ThePool();
   std::unique_ptr<Comms> comms;
   {
-    std::lock_guard lock(pool_mu);
-    auto& free_sets = Pool()[devices];
-    if (!free_sets.empty()) {
-      comms = std::move(free_sets.back());
-      free_sets.pop_back();
+    std::unique_lock lock(pool.mu);
+    pool.returned.wait(lock, [&] { return pool.leased.count(devices) == 0; });
+    pool.leased.insert(devices);
+    auto it = pool.idle.find(devices);
+    if (it != pool.idle.end()) {
+      comms = std::move(it->second);
+      pool.idle.erase(it);
     }
   }
   if (comms == nullptr) {
@@ -105,7 +118,12 @@ Status Collective::Acquire(const std::vector<int>& devices, std::unique_ptr<Coll
     const ncclResult_t r = nccl.comm_init_all(comms->comm.data(),
                                               static_cast<int>(devices.size()), devices.data());
     (void)cudaSetDevice(current);  // NCCL leaves the last GPU current
-    QUIVER_RETURN_IF_ERROR(FromNccl(nccl, r, "ncclCommInitAll"));
+    if (r != ncclSuccess) {
+      std::lock_guard lock(pool.mu);
+      pool.leased.erase(devices);
+      pool.returned.notify_all();
+      return FromNccl(nccl, r, "ncclCommInitAll");
+    }
   }
   out->reset(new Collective(devices, std::move(comms)));
   return Status::OK();
@@ -115,8 +133,15 @@ Collective::Collective(std::vector<int> devices, std::unique_ptr<Comms> comms)
     : devices_(std::move(devices)), comms_(std::move(comms)) {}
 
 Collective::~Collective() {
-  std::lock_guard lock(pool_mu);
-  Pool()[devices_].push_back(std::move(comms_));
+  Pool& pool = ThePool();
+  std::lock_guard lock(pool.mu);
+  if (failed_) {
+    (void)comms_.release();  // never reused, nor destroyed: it may be stuck
+  } else {
+    pool.idle[devices_] = std::move(comms_);
+  }
+  pool.leased.erase(devices_);
+  pool.returned.notify_all();
 }
 
 Status Collective::SumAll(const std::vector<Part>& parts) {
@@ -137,6 +162,7 @@ Status Collective::SumAll(const std::vector<Part>& parts) {
     sum(p.doubles, p.double_count, ncclFloat64);
   }
   const ncclResult_t end = nccl.group_end();  // always closes the group
+  failed_ = failed_ || r != ncclSuccess || end != ncclSuccess;
   QUIVER_RETURN_IF_ERROR(FromNccl(nccl, r, "ncclAllReduce"));
   return FromNccl(nccl, end, "ncclGroupEnd");
 }
@@ -144,6 +170,8 @@ Status Collective::SumAll(const std::vector<Part>& parts) {
 #else  // no nccl.h at build time
 
 struct Collective::Comms {};
+
+bool Collective::Available() { return false; }
 
 Status Collective::Acquire(const std::vector<int>&, std::unique_ptr<Collective>* out) {
   out->reset();

@@ -10,8 +10,11 @@
 // from .cu files.
 //
 // Thread safety: Acquire() is thread-safe. A Collective is used by one
-// thread at a time: communicators are leased exclusively, because two runs
-// must never interleave their operations on one communicator.
+// thread at a time. Runs over the same GPUs take turns: one set of
+// communicators exists per device list and is leased exclusively, because
+// two runs must not interleave their operations on one communicator, and
+// two communicators' kernels spinning on the same GPUs at once can wait on
+// each other for ever.
 
 #ifndef QUIVER_KERNELS_CUDA_COLLECTIVE_H_
 #define QUIVER_KERNELS_CUDA_COLLECTIVE_H_
@@ -28,11 +31,13 @@ namespace quiver::kernels::cuda {
 
 class Collective {
  public:
-  // Leases communicators over `devices` (distinct, valid ids; at least 2).
-  // Creating them costs a few hundred milliseconds, so they are kept for
-  // later runs over the same list: the first lease creates, later leases
-  // reuse a free set (a concurrent run over the same list gets a set of
-  // its own).
+  // True when NCCL can be loaded.
+  static bool Available();
+
+  // Leases the communicators over `devices` (distinct, valid ids; at least
+  // 2), waiting while another run holds them. Creating them costs a few
+  // hundred milliseconds, so they are kept for later runs over the same
+  // list.
   static Status Acquire(const std::vector<int>& devices,
                         std::unique_ptr<Collective>* out);
 
@@ -56,7 +61,8 @@ class Collective {
   // In-place sum over the GPUs, parts[r] on devices[r]; enqueued, not
   // waited for. Every GPU receives the same bits (NCCL reduces each element
   // once and broadcasts it), so replicated arithmetic that follows stays
-  // identical across GPUs.
+  // identical across GPUs. After a failure the communicators are not
+  // reused.
   Status SumAll(const std::vector<Part>& parts);
 
   struct Comms;  // the communicators (opaque)
@@ -66,6 +72,7 @@ class Collective {
 
   std::vector<int> devices_;
   std::unique_ptr<Comms> comms_;
+  bool failed_ = false;
 };
 
 }  // namespace quiver::kernels::cuda

@@ -871,7 +871,9 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
   if (options.data_on_device || batch > 1) {
     devices = {current};
   } else if (options.devices.empty()) {
-    const size_t useful = std::max<size_t>(1, n / kMinPointsPerGpu);
+    // Several GPUs only where they pay and NCCL is there to join them.
+    const size_t useful = cuda::Collective::Available() ? std::max<size_t>(1, n / kMinPointsPerGpu)
+                                                        : 1;
     const size_t team = std::min(useful, static_cast<size_t>(count));
     if (team == 1) {
       devices = {current};
