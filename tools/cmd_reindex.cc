@@ -80,7 +80,8 @@ void AddReindexCommand(CLI::App& app, CommandRunner* run) {
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
   cmd->add_option("--gpus", args->gpus,
                   "GPUs the k-means runs on, as CUDA ids (e.g. 0,1: the points are split\n"
-                  "between them and the partial sums combined over NCCL); default: every visible GPU")
+                  "between them and the partial sums combined over NCCL);\n"
+                  "default: every visible GPU")
       ->delimiter(',')
       ->check(CLI::Range(0, 1023));
   cmd->add_option("--wait", args->wait,

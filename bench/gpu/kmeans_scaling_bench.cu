@@ -170,9 +170,11 @@ int main(int argc, char** argv) {
       CHECK_CUDA(cudaMemcpy(host + off, tmp, m * sizeof(float), cudaMemcpyDeviceToHost));
     }
     CHECK_CUDA(cudaFree(tmp));
-    const double prep = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::chrono::duration<double> prep_time = std::chrono::steady_clock::now() - t0;
+    const double prep = prep_time.count();
     const size_t probe = size_t{4} << 30;
-    std::printf("{\"gpu\":\"%s\",\"what\":\"pinned_h2d\",\"host_prepare_s\":%.1f", prop.name, prep);
+    std::printf("{\"gpu\":\"%s\",\"what\":\"pinned_h2d\",\"host_prepare_s\":%.1f", prop.name,
+                prep);
     for (int g = 1; g <= visible; ++g) {
       std::printf(",\"gbps_%d_gpus\":%.1f", g, H2DBandwidth(host, probe, g));
     }

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "kernels/cuda/kmeans_cuda.h"
@@ -247,6 +248,34 @@ TEST(KMeansMultiGpu, DeviceShardsMatchHostData) {
     ASSERT_EQ(cudaFree(dev[g]), cudaSuccess);
   }
   ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+}
+
+// Two threads running teams over the same GPUs at once: they take turns on
+// the one communicator set, and each gets its own right answer.
+TEST(KMeansMultiGpu, ConcurrentTeamsTakeTurns) {
+  SKIP_WITHOUT_TWO_GPUS();
+  const size_t n = 30000, d = 32, k = 48;
+  const std::vector<float> x = Blobs(n, d, 64, 17), y = Blobs(n, d, 64, 18);
+  KMeansResult rx, ry, ref_x, ref_y;
+  ASSERT_TRUE(OneGpuLikeATeam(Options(Metric::kL2, {}), x, n, d, k, &ref_x).ok());
+  ASSERT_TRUE(OneGpuLikeATeam(Options(Metric::kL2, {}), y, n, d, k, &ref_y).ok());
+  Status sx, sy;
+  std::thread tx([&] {
+    for (int r = 0; r < 3 && sx.ok(); ++r) {
+      sx = KMeans(Options(Metric::kL2, {0, 1}), x.data(), n, d, k, &rx);
+    }
+  });
+  std::thread ty([&] {
+    for (int r = 0; r < 3 && sy.ok(); ++r) {
+      sy = KMeans(Options(Metric::kL2, {0, 1}), y.data(), n, d, k, &ry);
+    }
+  });
+  tx.join();
+  ty.join();
+  ASSERT_TRUE(sx.ok()) << sx.ToString();
+  ASSERT_TRUE(sy.ok()) << sy.ToString();
+  ExpectAgree(Metric::kL2, x, d, ref_x, rx);
+  ExpectAgree(Metric::kL2, y, d, ref_y, ry);
 }
 
 TEST(KMeansMultiGpu, EmptyClustersAcrossGpus) {
