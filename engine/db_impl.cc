@@ -41,7 +41,8 @@ Status ValidateOptions(const Options& o) {
   }
   // Devices are checked where there are GPUs to check them against; a
   // machine without one runs the CPU path and ignores the list.
-  const int gpus = o.device == Device::kCpu ? 0 : kernels::CudaDeviceCount();
+  const int gpus =
+      o.device == Device::kCpu || o.devices.empty() ? 0 : kernels::CudaDeviceCount();
   for (size_t i = 0; i < o.devices.size(); ++i) {
     const int g = o.devices[i];
     if (g < 0 || (gpus > 0 && g >= gpus)) {
