@@ -14,10 +14,7 @@ constexpr size_t kStagedRowsPerUpload = 4096;
 }  // namespace
 
 std::unique_ptr<DeviceMirror> DeviceMirror::Create(uint32_t dim, const std::vector<int>& devices) {
-  std::vector<int> list = devices;
-  if (list.empty()) {
-    for (int g = 0; g < kernels::CudaDeviceCount(); ++g) list.push_back(g);
-  }
+  const std::vector<int> list = devices.empty() ? kernels::DefaultDevices() : devices;
   if (list.empty()) return nullptr;
   std::vector<std::unique_ptr<kernels::DeviceRows>> tables(list.size());
   for (size_t g = 0; g < list.size(); ++g) {

@@ -29,8 +29,9 @@ namespace quiver {
 
 class DeviceMirror {
  public:
-  // A mirror over CUDA devices `devices` (empty: every visible GPU). Null
-  // when no usable GPU is present or a listed device does not exist.
+  // A mirror over CUDA devices `devices` (empty: kernels::DefaultDevices(),
+  // every visible GPU when NCCL can join them). Null when no usable GPU is
+  // present or a listed device does not exist.
   static std::unique_ptr<DeviceMirror> Create(uint32_t dim, const std::vector<int>& devices);
 
   // Mirrors a put (a new id, or a new value of one) or a delete.

@@ -96,10 +96,10 @@ struct KMeansOptions {
   // then computes the same centroids. The result is the same function as
   // on one GPU (up to the order of floating-point sums; a run over several
   // GPUs re-seeds an empty cluster by splitting the largest one). One
-  // listed device runs the single-GPU path there. Empty (the default): every
-  // visible GPU, but only as many as get 262,144 points each (below that
-  // one GPU is faster) and only when NCCL (libnccl.so.2) can be loaded;
-  // else the current device. Ignored with data_on_device (the current
+  // listed device runs the single-GPU path there. Empty (the default): the
+  // current GPU and the next ones, as many as get 262,144 points each
+  // (below that one GPU is faster), when NCCL (libnccl.so.2) can be
+  // loaded; else the current GPU alone. Ignored with data_on_device (the current
   // device). A listed team without NCCL returns NotSupported. Runs over the
   // same GPUs take turns.
   std::vector<int> devices;

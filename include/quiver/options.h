@@ -47,9 +47,12 @@ struct Options {
   // ids). The GPU mirror of the live vectors is sharded over them (row r on
   // the r mod G-th), and a re-clustering's k-means runs on all of them,
   // each GPU on the rows it holds, the partial sums combined over NCCL.
-  // Empty (the default): every visible GPU. Several GPUs need NCCL
-  // (libnccl.so.2) at run time; without it the k-means falls back to the
-  // CPU path. A device that does not exist: Open returns InvalidArgument.
+  // Empty (the default): every visible GPU when NCCL (libnccl.so.2) can be
+  // loaded, else the current GPU. A listed team without NCCL cannot train
+  // on the GPUs: with device = kAuto its re-clusterings run on the CPU,
+  // with kGpu they fail with NotSupported. A negative or twice-listed id is
+  // InvalidArgument at Open, and so is one beyond the visible GPUs where a
+  // GPU is visible and device is not kCpu (elsewhere the list is unused).
   std::vector<int> devices;
 
   // IVF layout. While the DB holds fewer than `ivf_train_threshold` live

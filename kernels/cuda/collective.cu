@@ -6,11 +6,14 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -31,6 +34,8 @@ struct Nccl {
   decltype(&::ncclGroupStart) group_start = nullptr;
   decltype(&::ncclGroupEnd) group_end = nullptr;
   decltype(&::ncclGetErrorString) error_string = nullptr;
+  decltype(&::ncclCommGetAsyncError) async_error = nullptr;
+  decltype(&::ncclCommAbort) abort = nullptr;
   std::string load_error;  // empty when loaded
 };
 
@@ -54,6 +59,8 @@ const Nccl& LoadNccl() {
     sym(&n.group_start, "ncclGroupStart");
     sym(&n.group_end, "ncclGroupEnd");
     sym(&n.error_string, "ncclGetErrorString");
+    sym(&n.async_error, "ncclCommGetAsyncError");
+    sym(&n.abort, "ncclCommAbort");
     return n;  // the library stays loaded for the process's lifetime
   }();
   return nccl;
@@ -74,19 +81,25 @@ struct Collective::Comms {
 
 namespace {
 
-// The communicator set of each device list, while no run holds it. Never
-// destroyed: a set lives as long as the process (destroying at exit would
-// race the CUDA teardown).
+// The communicator set of each device list while no run holds it, and the
+// GPUs some run holds. Sets are never destroyed: one lives as long as the
+// process (destroying at exit would race the CUDA teardown).
 struct Pool {
   std::mutex mu;
   std::condition_variable returned;
   std::map<std::vector<int>, std::unique_ptr<Collective::Comms>> idle;
-  std::set<std::vector<int>> leased;
+  std::set<int> busy;
 };
 
 Pool& ThePool() {
   static auto* pool = new Pool();
   return *pool;
+}
+
+void Release(Pool& pool, const std::vector<int>& devices) {
+  std::lock_guard lock(pool.mu);
+  for (int g : devices) pool.busy.erase(g);
+  pool.returned.notify_all();
 }
 
 }  // namespace
@@ -101,9 +114,13 @@ Status Collective::Acquire(const std::vector<int>& devices, std::unique_ptr<Coll
   Pool& pool = ThePool();
   std::unique_ptr<Comms> comms;
   {
+    // Wait until none of these GPUs is in another run's team.
     std::unique_lock lock(pool.mu);
-    pool.returned.wait(lock, [&] { return pool.leased.count(devices) == 0; });
-    pool.leased.insert(devices);
+    pool.returned.wait(lock, [&] {
+      return std::none_of(devices.begin(), devices.end(),
+                          [&](int g) { return pool.busy.count(g) != 0; });
+    });
+    pool.busy.insert(devices.begin(), devices.end());
     auto it = pool.idle.find(devices);
     if (it != pool.idle.end()) {
       comms = std::move(it->second);
@@ -119,9 +136,7 @@ Status Collective::Acquire(const std::vector<int>& devices, std::unique_ptr<Coll
                                               static_cast<int>(devices.size()), devices.data());
     (void)cudaSetDevice(current);  // NCCL leaves the last GPU current
     if (r != ncclSuccess) {
-      std::lock_guard lock(pool.mu);
-      pool.leased.erase(devices);
-      pool.returned.notify_all();
+      Release(pool, devices);
       return FromNccl(nccl, r, "ncclCommInitAll");
     }
   }
@@ -134,20 +149,55 @@ Collective::Collective(std::vector<int> devices, std::unique_ptr<Comms> comms)
 
 Collective::~Collective() {
   Pool& pool = ThePool();
-  std::lock_guard lock(pool.mu);
-  if (failed_) {
-    (void)comms_.release();  // never reused, nor destroyed: it may be stuck
-  } else {
-    pool.idle[devices_] = std::move(comms_);
+  {
+    std::lock_guard lock(pool.mu);
+    if (failed_) {
+      (void)comms_.release();  // aborted, or never reused: it may be stuck
+    } else {
+      pool.idle[devices_] = std::move(comms_);
+    }
   }
-  pool.leased.erase(devices_);
-  pool.returned.notify_all();
+  Release(pool, devices_);
+}
+
+Status Collective::Wait(const std::vector<cudaStream_t>& streams) {
+  const Nccl& nccl = LoadNccl();
+  for (;;) {
+    bool idle = true;
+    cudaError_t gpu_error = cudaSuccess;
+    for (size_t g = 0; g < streams.size() && gpu_error == cudaSuccess; ++g) {
+      DeviceGuard guard(devices_[g]);
+      const cudaError_t e = cudaStreamQuery(streams[g]);
+      if (e == cudaErrorNotReady) {
+        idle = false;
+      } else {
+        gpu_error = e;
+      }
+    }
+    ncclResult_t nccl_error = ncclSuccess;
+    for (size_t g = 0; g < comms_->comm.size() && nccl_error == ncclSuccess; ++g) {
+      ncclResult_t async = ncclSuccess;
+      nccl_error = nccl.async_error(comms_->comm[g], &async);
+      if (nccl_error == ncclSuccess && async != ncclInProgress) nccl_error = async;
+    }
+    if (gpu_error != cudaSuccess || nccl_error != ncclSuccess) {
+      // Frees the other GPUs' kernels waiting on the failed one's.
+      for (ncclComm_t c : comms_->comm) (void)nccl.abort(c);
+      comms_->comm.clear();  // freed by the abort
+      failed_ = true;
+      QUIVER_RETURN_IF_ERROR(StatusFromCuda(gpu_error, "a GPU of the team failed"));
+      return FromNccl(nccl, nccl_error, "asynchronous error");
+    }
+    if (idle) return Status::OK();
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }
 
 Status Collective::SumAll(const std::vector<Part>& parts) {
   if (parts.size() != devices_.size()) {
     return Status::InvalidArgument("collective: one part per GPU expected");
   }
+  if (comms_->comm.empty()) return Status::Aborted("collective: aborted after a failure");
   const Nccl& nccl = LoadNccl();
   QUIVER_RETURN_IF_ERROR(FromNccl(nccl, nccl.group_start(), "ncclGroupStart"));
   ncclResult_t r = ncclSuccess;
@@ -180,6 +230,7 @@ Status Collective::Acquire(const std::vector<int>&, std::unique_ptr<Collective>*
 Collective::Collective(std::vector<int> devices, std::unique_ptr<Comms> comms)
     : devices_(std::move(devices)), comms_(std::move(comms)) {}
 Collective::~Collective() = default;
+Status Collective::Wait(const std::vector<cudaStream_t>&) { return Status::OK(); }
 Status Collective::SumAll(const std::vector<Part>&) {
   return Status::NotSupported("quiver was built without NCCL headers");
 }

@@ -10,11 +10,11 @@
 // from .cu files.
 //
 // Thread safety: Acquire() is thread-safe. A Collective is used by one
-// thread at a time. Runs over the same GPUs take turns: one set of
-// communicators exists per device list and is leased exclusively, because
-// two runs must not interleave their operations on one communicator, and
-// two communicators' kernels spinning on the same GPUs at once can wait on
-// each other for ever.
+// thread at a time. Teams that share a GPU take turns (a lease holds its
+// GPUs): two runs must not interleave their operations on one
+// communicator, and two communicators' kernels spinning on the same GPUs
+// at once can wait on each other for ever. One set of communicators is
+// kept per device list (in its order) for the process's lifetime.
 
 #ifndef QUIVER_KERNELS_CUDA_COLLECTIVE_H_
 #define QUIVER_KERNELS_CUDA_COLLECTIVE_H_
@@ -64,6 +64,14 @@ class Collective {
   // identical across GPUs. After a failure the communicators are not
   // reused.
   Status SumAll(const std::vector<Part>& parts);
+
+  // Returns once streams[r] (on devices[r]) are all idle. A GPU failing
+  // meanwhile would leave the others' all-reduce waiting for it for ever,
+  // so this polls instead of blocking: on a failed stream or an NCCL
+  // asynchronous error it aborts the communicators (the waiting kernels
+  // end), marks them unusable and returns the error. Synchronise a team
+  // through this before any blocking call.
+  Status Wait(const std::vector<cudaStream_t>& streams);
 
   struct Comms;  // the communicators (opaque)
 

@@ -9,6 +9,7 @@
 #define QUIVER_KERNELS_CUDA_KMEANS_CUDA_H_
 
 #include <cstddef>
+#include <vector>
 
 #include "quiver/kmeans.h"
 
@@ -19,6 +20,12 @@ bool CudaDeviceAvailable();
 
 // CUDA devices visible (0 without CUDA or a driver).
 int CudaDeviceCount();
+
+// What an empty device list means (KMeansOptions::devices,
+// Options::devices): every visible GPU, starting at the current one, when
+// NCCL can be loaded to join them; else the current GPU alone. Empty
+// without a GPU.
+std::vector<int> DefaultDevices();
 
 // REQUIRES: arguments validated by quiver::KMeans. Initial centroids come
 // from InitCentroids() (kernels/cpu/kmeans_cpu.h) unless computed on the GPU.

@@ -12,6 +12,8 @@ bool CudaDeviceAvailable() { return false; }
 
 int CudaDeviceCount() { return 0; }
 
+std::vector<int> DefaultDevices() { return {}; }
+
 Status KMeansCuda(const KMeansOptions&, const float*, size_t, size_t, size_t,
                   KMeansResult*) {
   return Status::NotSupported("quiver was built without CUDA");

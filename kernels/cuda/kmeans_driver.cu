@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <unordered_set>
@@ -721,18 +722,29 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
   // (a shard's edge pages are shared with its neighbour's); it outlives
   // the runs, whose copies read it.
   cuda::HostRegistration registration;
-  // Each Run is built and destroyed with its GPU current.
+  // Each Run is built and destroyed with its GPU current; a team's work is
+  // waited for through the collective first (if a GPU failed, that aborts
+  // the all-reduce the others wait in, which freeing would wait for).
   std::vector<std::unique_ptr<Run>> runs;
+  const auto streams = [&runs] {
+    std::vector<cudaStream_t> s;
+    for (auto& r : runs) s.push_back(r->stream());
+    return s;
+  };
   struct Release {
     std::vector<std::unique_ptr<Run>>* runs;
+    cuda::Collective* collective;
+    std::function<std::vector<cudaStream_t>()> streams;
     ~Release() {
+      if (collective != nullptr && runs->size() == static_cast<size_t>(collective->size())) {
+        (void)collective->Wait(streams());
+      }
       for (auto& r : *runs) {
-        if (r == nullptr) continue;
         DeviceGuard guard(r->device());
         r.reset();
       }
     }
-  } release{&runs};
+  } release{&runs, collective.get(), streams};
   for (const Shard& sh : shards) {
     DeviceGuard guard(sh.device);
     runs.push_back(std::make_unique<Run>(o, sh.data, input, sh.rows, d, k, batch, cfg,
@@ -783,6 +795,7 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
       QUIVER_RETURN_IF_ERROR(r->EnqueueUpdate(it));
     }
     if ((it + 1) % sync_every != 0 && it + 1 != o.max_iterations) continue;
+    if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(streams()));
     cuda::DeviceState st{};
     QUIVER_RETURN_IF_ERROR(lead.ReadState(&st, progress ? &obj : nullptr, &empties));
     if (progress) {
@@ -803,6 +816,7 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
     DeviceGuard guard(r->device());
     QUIVER_RETURN_IF_ERROR(r->FinalAssign());
   }
+  if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(streams()));
   double bytes = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     DeviceGuard guard(runs[i]->device());
@@ -831,6 +845,20 @@ int CudaDeviceCount() {
 }
 
 bool CudaDeviceAvailable() { return CudaDeviceCount() > 0; }
+
+std::vector<int> DefaultDevices() {
+  const int count = CudaDeviceCount();
+  if (count == 0) return {};
+  int current = 0;
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    (void)cudaGetLastError();
+    current = 0;
+  }
+  if (!cuda::Collective::Available()) return {current};
+  std::vector<int> devices;
+  for (int g = 0; g < count; ++g) devices.push_back((current + g) % count);
+  return devices;
+}
 
 Status KMeansCudaEx(const KMeansOptions& options, const void* data,
                     KMeansInput input, size_t n, size_t d, size_t k,
@@ -871,15 +899,9 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
   if (options.data_on_device || batch > 1) {
     devices = {current};
   } else if (options.devices.empty()) {
-    // Several GPUs only where they pay and NCCL is there to join them.
-    const size_t useful = cuda::Collective::Available() ? std::max<size_t>(1, n / kMinPointsPerGpu)
-                                                        : 1;
-    const size_t team = std::min(useful, static_cast<size_t>(count));
-    if (team == 1) {
-      devices = {current};
-    } else {
-      for (size_t g = 0; g < team; ++g) devices.push_back(static_cast<int>(g));
-    }
+    // Several GPUs only where they pay.
+    devices = DefaultDevices();
+    devices.resize(std::min(devices.size(), std::max<size_t>(1, n / kMinPointsPerGpu)));
   } else {
     devices = options.devices;
     for (size_t i = 0; i < devices.size(); ++i) {
@@ -917,13 +939,6 @@ Status KMeansCudaSharded(const KMeansOptions& options, const DeviceShard* shards
   if (shards == nullptr || count == 0 || result == nullptr) {
     return Status::InvalidArgument("k-means gpu: no shards");
   }
-  if (count == 1) {  // the current-device path on the shard's GPU
-    DeviceGuard guard(shards[0].device);
-    KMeansOptions o = options;
-    o.data_on_device = true;
-    return KMeansCudaEx(o, shards[0].data, input, shards[0].rows, d, k, 1, config, result,
-                        timings);
-  }
   int visible = 0;
   QUIVER_CUDA_RETURN(cudaGetDeviceCount(&visible));
   std::vector<Shard> list(count);
@@ -945,6 +960,13 @@ Status KMeansCudaSharded(const KMeansOptions& options, const DeviceShard* shards
     }
     list[i] = Shard{sh.device, sh.data, sh.rows, n};
     n += sh.rows;
+  }
+  if (count == 1) {  // the current-device path on the shard's GPU
+    DeviceGuard guard(shards[0].device);
+    KMeansOptions o = options;
+    o.data_on_device = true;
+    return KMeansCudaEx(o, shards[0].data, input, shards[0].rows, d, k, 1, config, result,
+                        timings);
   }
   if (d == 0 || k == 0) return Status::InvalidArgument("k-means gpu: d and k must be >= 1");
   if (k > n) {
