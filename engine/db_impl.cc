@@ -43,17 +43,7 @@ Status ValidateOptions(const Options& o) {
   // machine without one runs the CPU path and ignores the list.
   const int gpus =
       o.device == Device::kCpu || o.devices.empty() ? 0 : kernels::CudaDeviceCount();
-  for (size_t i = 0; i < o.devices.size(); ++i) {
-    const int g = o.devices[i];
-    if (g < 0 || (gpus > 0 && g >= gpus)) {
-      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " does not exist (" +
-                                     std::to_string(gpus) + " visible)");
-    }
-    if (std::find(o.devices.begin(), o.devices.begin() + i, g) != o.devices.begin() + i) {
-      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " is listed twice");
-    }
-  }
-  return Status::OK();
+  return kernels::CheckDeviceList(o.devices, gpus);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "quiver/kmeans.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -128,4 +129,21 @@ Status KMeansPredict(Metric metric, const float* centroids, size_t k,
   return Status::OK();
 }
 
+namespace kernels {
+
+Status CheckDeviceList(const std::vector<int>& devices, int visible) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const int g = devices[i];
+    if (g < 0 || (visible > 0 && g >= visible)) {
+      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " does not exist (" +
+                                     std::to_string(visible) + " visible)");
+    }
+    if (std::find(devices.begin(), devices.begin() + i, g) != devices.begin() + i) {
+      return Status::InvalidArgument("devices: GPU " + std::to_string(g) + " is listed twice");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace kernels
 }  // namespace quiver

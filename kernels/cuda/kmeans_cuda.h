@@ -27,6 +27,11 @@ int CudaDeviceCount();
 // without a GPU.
 std::vector<int> DefaultDevices();
 
+// A list of CUDA device ids is usable: every id >= 0 and listed once, and
+// below `visible` where visible > 0 (0: no GPU to check against).
+// InvalidArgument naming the first bad id otherwise.
+Status CheckDeviceList(const std::vector<int>& devices, int visible);
+
 // REQUIRES: arguments validated by quiver::KMeans. Initial centroids come
 // from InitCentroids() (kernels/cpu/kmeans_cpu.h) unless computed on the GPU.
 Status KMeansCuda(const KMeansOptions& options, const float* data, size_t n,

@@ -32,12 +32,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <random>
 #include <unordered_set>
 #include <vector>
 
+#include "kernels/cpu/distance.h"
 #include "kernels/cpu/kmeans_cpu.h"
 #include "kernels/cuda/collective.h"
 #include "kernels/cuda/cuda_util.h"
@@ -111,14 +111,7 @@ Status HostInitCentroids(const KMeansOptions& o, const void* data, Elem e, size_
     conv.resize(n * d);
     for (size_t i = 0; i < n * d; ++i) conv[i] = HostToFloat(data, e, i);
     if (normalize) {
-      for (size_t r = 0; r < n; ++r) {
-        double ss = 0;
-        for (size_t j = 0; j < d; ++j) ss += double(conv[r * d + j]) * conv[r * d + j];
-        if (ss > 0) {
-          const float inv = static_cast<float>(1.0 / std::sqrt(ss));
-          for (size_t j = 0; j < d; ++j) conv[r * d + j] *= inv;
-        }
-      }
+      for (size_t r = 0; r < n; ++r) kernels::Normalize(&conv[r * d], d);
     }
     host = conv.data();
   }
@@ -698,6 +691,12 @@ Status TeamInitCentroids(const KMeansOptions& o, const std::vector<Shard>& shard
   return HostInitCentroids(o, host.data(), e, n, d, k, out->data());
 }
 
+std::vector<cudaStream_t> MainStreams(const std::vector<std::unique_ptr<Run>>& runs) {
+  std::vector<cudaStream_t> streams;
+  for (const auto& r : runs) streams.push_back(r->stream());
+  return streams;
+}
+
 // Runs k-means over `shards` (one per GPU, distinct GPUs): one GPU alone,
 // or a team whose partial sums meet in an NCCL all-reduce each iteration.
 Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
@@ -726,34 +725,28 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
   // waited for through the collective first (if a GPU failed, that aborts
   // the all-reduce the others wait in, which freeing would wait for).
   std::vector<std::unique_ptr<Run>> runs;
-  const auto streams = [&runs] {
-    std::vector<cudaStream_t> s;
-    for (auto& r : runs) s.push_back(r->stream());
-    return s;
-  };
   struct Release {
     std::vector<std::unique_ptr<Run>>* runs;
     cuda::Collective* collective;
-    std::function<std::vector<cudaStream_t>()> streams;
     ~Release() {
       if (collective != nullptr && runs->size() == static_cast<size_t>(collective->size())) {
-        (void)collective->Wait(streams());
+        (void)collective->Wait(MainStreams(*runs));
       }
       for (auto& r : *runs) {
         DeviceGuard guard(r->device());
         r.reset();
       }
     }
-  } release{&runs, collective.get(), streams};
+  } release{&runs, collective.get()};
   for (const Shard& sh : shards) {
     DeviceGuard guard(sh.device);
     runs.push_back(std::make_unique<Run>(o, sh.data, input, sh.rows, d, k, batch, cfg,
                                          sh.device, team));
     QUIVER_RETURN_IF_ERROR(runs.back()->Allocate());
   }
-  if (team && !o.data_on_device && std::any_of(runs.begin(), runs.end(), [](const auto& r) {
-        return r->streamed();
-      })) {
+  const bool streamed = std::any_of(runs.begin(), runs.end(),
+                                    [](const auto& r) { return r->streamed(); });
+  if (team && !o.data_on_device && streamed) {
     (void)registration.Register(shards[0].data, n * d * cuda::ElemBytes(ElemOfInput(input)));
   }
   for (auto& r : runs) {
@@ -772,8 +765,6 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
   QUIVER_RETURN_IF_ERROR(lead.MarkLloydStart());
 
   const bool progress = static_cast<bool>(o.progress);
-  const bool streamed = std::any_of(runs.begin(), runs.end(),
-                                    [](const auto& r) { return r->streamed(); });
   // A streamed iteration is long: syncing each costs nothing and avoids
   // streaming iterations that would be skipped.
   const int sync_every = (progress || streamed) ? 1 : std::max(1, cfg.sync_every);
@@ -795,7 +786,7 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
       QUIVER_RETURN_IF_ERROR(r->EnqueueUpdate(it));
     }
     if ((it + 1) % sync_every != 0 && it + 1 != o.max_iterations) continue;
-    if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(streams()));
+    if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(MainStreams(runs)));
     cuda::DeviceState st{};
     QUIVER_RETURN_IF_ERROR(lead.ReadState(&st, progress ? &obj : nullptr, &empties));
     if (progress) {
@@ -816,7 +807,7 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
     DeviceGuard guard(r->device());
     QUIVER_RETURN_IF_ERROR(r->FinalAssign());
   }
-  if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(streams()));
+  if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(MainStreams(runs)));
   double bytes = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     DeviceGuard guard(runs[i]->device());
@@ -860,13 +851,8 @@ std::vector<int> DefaultDevices() {
   return devices;
 }
 
-Status KMeansCudaEx(const KMeansOptions& options, const void* data,
-                    KMeansInput input, size_t n, size_t d, size_t k,
-                    size_t batch, const KMeansCudaConfig& config,
-                    KMeansResult* results, KMeansCudaTimings* timings) {
-  if (data == nullptr || results == nullptr) {
-    return Status::InvalidArgument("k-means gpu: null argument");
-  }
+// The checks every entry point makes on a problem of n points.
+Status CheckProblem(const KMeansOptions& options, size_t n, size_t d, size_t k, size_t batch) {
   if (d == 0 || k == 0 || n == 0 || batch == 0) {
     return Status::InvalidArgument("k-means gpu: n, d, k and batch must be >= 1");
   }
@@ -879,14 +865,25 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
       batch * k > (size_t{1} << 31)) {
     return Status::InvalidArgument("k-means gpu: too many points or clusters for 32-bit ids");
   }
-  if (batch > 1 && !options.data_on_device) {
-    return Status::InvalidArgument("k-means gpu: batched problems need data on the device");
-  }
   if (options.max_iterations < 1) {
     return Status::InvalidArgument("k-means gpu: max_iterations must be >= 1");
   }
   if (options.init == KMeansInit::kGiven && options.initial_centroids == nullptr) {
     return Status::InvalidArgument("k-means gpu: init = kGiven needs initial_centroids");
+  }
+  return Status::OK();
+}
+
+Status KMeansCudaEx(const KMeansOptions& options, const void* data,
+                    KMeansInput input, size_t n, size_t d, size_t k,
+                    size_t batch, const KMeansCudaConfig& config,
+                    KMeansResult* results, KMeansCudaTimings* timings) {
+  if (data == nullptr || results == nullptr) {
+    return Status::InvalidArgument("k-means gpu: null argument");
+  }
+  QUIVER_RETURN_IF_ERROR(CheckProblem(options, n, d, k, batch));
+  if (batch > 1 && !options.data_on_device) {
+    return Status::InvalidArgument("k-means gpu: batched problems need data on the device");
   }
   int count = 0;
   QUIVER_CUDA_RETURN(cudaGetDeviceCount(&count));
@@ -903,18 +900,8 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
     devices = DefaultDevices();
     devices.resize(std::min(devices.size(), std::max<size_t>(1, n / kMinPointsPerGpu)));
   } else {
+    QUIVER_RETURN_IF_ERROR(CheckDeviceList(options.devices, count));
     devices = options.devices;
-    for (size_t i = 0; i < devices.size(); ++i) {
-      if (devices[i] < 0 || devices[i] >= count) {
-        return Status::InvalidArgument("k-means gpu: device " + std::to_string(devices[i]) +
-                                       " does not exist (" + std::to_string(count) +
-                                       " visible)");
-      }
-      if (std::find(devices.begin(), devices.begin() + i, devices[i]) != devices.begin() + i) {
-        return Status::InvalidArgument("k-means gpu: device " + std::to_string(devices[i]) +
-                                       " is listed twice");
-      }
-    }
     if (devices.size() > n) {
       return Status::InvalidArgument("k-means gpu: more devices than points");
     }
@@ -926,7 +913,7 @@ Status KMeansCudaEx(const KMeansOptions& options, const void* data,
     const size_t begin = n * g / devices.size(), end = n * (g + 1) / devices.size();
     shards[g].device = devices[g];
     shards[g].data = static_cast<const uint8_t*>(data) + begin * row_bytes;
-    shards[g].rows = (devices.size() == 1) ? n : end - begin;
+    shards[g].rows = end - begin;
     shards[g].offset = begin;
   }
   return Solve(options, shards, input, n, d, k, batch, config, results, timings);
@@ -941,50 +928,27 @@ Status KMeansCudaSharded(const KMeansOptions& options, const DeviceShard* shards
   }
   int visible = 0;
   QUIVER_CUDA_RETURN(cudaGetDeviceCount(&visible));
+  std::vector<int> devices;
   std::vector<Shard> list(count);
   size_t n = 0;
   for (size_t i = 0; i < count; ++i) {
     const DeviceShard& sh = shards[i];
-    if (sh.device < 0 || sh.device >= visible) {
-      return Status::InvalidArgument("k-means gpu: shard on device " +
-                                     std::to_string(sh.device) + ", which does not exist");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (shards[j].device == sh.device) {
-        return Status::InvalidArgument("k-means gpu: two shards on device " +
-                                       std::to_string(sh.device));
-      }
-    }
     if (sh.data == nullptr || sh.rows == 0) {
       return Status::InvalidArgument("k-means gpu: an empty shard");
     }
+    devices.push_back(sh.device);
     list[i] = Shard{sh.device, sh.data, sh.rows, n};
     n += sh.rows;
   }
+  QUIVER_RETURN_IF_ERROR(CheckDeviceList(devices, visible));
+  QUIVER_RETURN_IF_ERROR(CheckProblem(options, n, d, k, 1));
+  KMeansOptions o = options;
+  o.data_on_device = true;
   if (count == 1) {  // the current-device path on the shard's GPU
     DeviceGuard guard(shards[0].device);
-    KMeansOptions o = options;
-    o.data_on_device = true;
     return KMeansCudaEx(o, shards[0].data, input, shards[0].rows, d, k, 1, config, result,
                         timings);
   }
-  if (d == 0 || k == 0) return Status::InvalidArgument("k-means gpu: d and k must be >= 1");
-  if (k > n) {
-    return Status::InvalidArgument("k-means gpu: k = " + std::to_string(k) +
-                                   " is larger than the number of points n = " +
-                                   std::to_string(n));
-  }
-  if (n > std::numeric_limits<uint32_t>::max()) {
-    return Status::InvalidArgument("k-means gpu: too many points for 32-bit ids");
-  }
-  if (options.max_iterations < 1) {
-    return Status::InvalidArgument("k-means gpu: max_iterations must be >= 1");
-  }
-  if (options.init == KMeansInit::kGiven && options.initial_centroids == nullptr) {
-    return Status::InvalidArgument("k-means gpu: init = kGiven needs initial_centroids");
-  }
-  KMeansOptions o = options;
-  o.data_on_device = true;
   return Solve(o, list, input, n, d, k, 1, config, result, timings);
 }
 

@@ -198,10 +198,7 @@ TEST(DeviceMirrorTest, ReclusteringTrainsOnTheMirror) {
 // The mirror sharded over two GPUs (row r on GPU r mod 2), the k-means run
 // over both shards.
 TEST(DeviceMirrorTest, ShardedMirrorOverTwoGpus) {
-  SKIP_WITHOUT_GPU();
-  if (kernels::CudaDeviceCount() < 2) {
-    GTEST_SKIP() << "one CUDA GPU visible: the sharded mirror test skips";
-  }
+  QUIVER_SKIP_WITHOUT_TWO_GPUS("the sharded mirror test");
   ExpectMirroredDbMatchesCpu({0, 1});
 }
 

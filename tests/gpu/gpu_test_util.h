@@ -31,6 +31,15 @@
     }                                                                 \
   } while (0)
 
+// The same, and also when fewer than two GPUs are visible.
+#define QUIVER_SKIP_WITHOUT_TWO_GPUS(what)                              \
+  do {                                                                  \
+    QUIVER_SKIP_WITHOUT_GPU(what);                                      \
+    if (::quiver::kernels::CudaDeviceCount() < 2) {                     \
+      GTEST_SKIP() << "one CUDA GPU visible: " << what << " skip";      \
+    }                                                                   \
+  } while (0)
+
 namespace quiver::testing_gpu {
 
 // Gaussian blobs: `clusters` centres in [-10, 10]^d, points with unit noise.

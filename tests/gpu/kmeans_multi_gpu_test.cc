@@ -34,22 +34,7 @@ using kernels::KMeansInput;
 using testing_gpu::Blobs;
 using testing_gpu::HardMismatches;
 
-int VisibleGpus() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
-}
-
-#define SKIP_WITHOUT_TWO_GPUS()                                                      \
-  do {                                                                               \
-    QUIVER_SKIP_WITHOUT_GPU("the multi-GPU k-means tests");                          \
-    if (VisibleGpus() < 2) {                                                         \
-      GTEST_SKIP() << "one CUDA GPU visible: the tests over two GPUs skip";          \
-    }                                                                                \
-  } while (0)
+#define SKIP_WITHOUT_TWO_GPUS() QUIVER_SKIP_WITHOUT_TWO_GPUS("the tests over two GPUs")
 
 KMeansOptions Options(Metric m, std::vector<int> devices) {
   KMeansOptions o;
@@ -104,7 +89,8 @@ TEST(KMeansMultiGpu, BadDeviceListsRejected) {
   QUIVER_SKIP_WITHOUT_GPU("the multi-GPU k-means tests");
   const std::vector<float> x = Blobs(1000, 8, 4, 1);
   KMeansResult r;
-  Status s = KMeans(Options(Metric::kL2, {VisibleGpus()}), x.data(), 1000, 8, 4, &r);
+  Status s =
+      KMeans(Options(Metric::kL2, {kernels::CudaDeviceCount()}), x.data(), 1000, 8, 4, &r);
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
   s = KMeans(Options(Metric::kL2, {-1}), x.data(), 1000, 8, 4, &r);
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
