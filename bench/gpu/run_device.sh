@@ -7,6 +7,7 @@
 #   bench/gpu/run_device.sh v2      # wgmma assign: SASS check, tests, key shape v2 vs v1 vs flashlib
 #   DEV=build-v3/dev bench/gpu/run_device.sh v3  # vector reduce: tests, key shape fp16 + TF32 vs flashlib, ncu
 #   DEV=build-v3/dev bench/gpu/run_device.sh v3final  # tests + key shape vs flashlib, no ncu
+#   bench/gpu/run_device.sh v4      # TF32 wgmma assign: SASS, tests, key shape TF32 v4 vs v1 vs flashlib, ncu
 # Results go to $OUT (or ./out). DEV (default .device) is the bundle folder.
 set -uo pipefail
 OUT=${OUT:-out}
@@ -128,6 +129,29 @@ v3final)
   echo "== v1-reduce fp16"; QUIVER_REDUCE=v1 q 1048576 1024 128 fp16 f16
   python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
     --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  ;;
+v4)
+  # TF32 on wgmma (v4): SASS check, the GPU tests, key shape TF32 (wgmma and QUIVER_ASSIGN=v1) and
+  # fp16 next to flashlib in one call, then ncu of the TF32 assign kernel.
+  command -v cuobjdump >/dev/null && cuobjdump -sass $DEV/bin/kmeans_gpu_bench | awk '
+    /Function :/{f=/wgmma_assign/; if (f) {n++; name[n]=$3}} f&&/HGMMA/{h[n]++} f&&/LDL|STL/{l[n]++}
+    END{for (i=1;i<=n;i++) printf "%s HGMMA %d local %d\n", substr(name[i],1,90), h[i], l[i]}'
+  command -v cuobjdump >/dev/null && cuobjdump -sass $DEV/bin/kmeans_gpu_bench | awk '
+    /Function :/{f=/wgmma_assign/} f' > "$OUT/wgmma_assign.sass"
+  timeout 300 $DEV/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (PASSED|FAILED) |FAILED|OK \]" | tail -45
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  for rep in 1 2; do
+    echo "== v4 tf32"; q 1048576 1024 128 tf32 f32
+    echo "== v1 tf32"; QUIVER_ASSIGN=v1 q 1048576 1024 128 tf32 f32
+    echo "== v4 fp16"; q 1048576 1024 128 fp16 f16
+  done
+  python3 bench/gpu/kmeans_peers.py --peers $DEV --data-dir $DATA --out "$OUT/peers.jsonl" \
+    --shape 1048576,1024,128 --precision fp16 --precision tf32 --impl flashlib
+  f=$DATA/x_1x1048576x128.f32
+  timeout 150 ncu --kernel-name regex:"wgmma_assign" --launch-count 1 --set full $B --data $f \
+    --n 1048576 --k 1024 --d 128 --precision tf32 --input f32 --iters 1 > "$OUT/ncu_assign_tf32.txt" 2>&1
+  grep -E "Duration|Throughput|Pipe|Stall|Warp Cycles|Issue Slot|Bank|L2 Hit|Shared|Eligible|Issued Warp|No Eligible" "$OUT/ncu_assign_tf32.txt" | head -60
   ;;
 ooc)
   # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident.

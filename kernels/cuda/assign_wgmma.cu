@@ -1,26 +1,35 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
-// Fused k-means assignment for Hopper (sm_90a), fp16 / bf16 operands:
-// wgmma (m64n128k16, both operands from shared memory, fp32 accumulators in
-// registers) fed by the bulk tensor copy engine (TMA) through mbarriers.
-// Same function as fused_assign_kernel in assign.cu (score = bias[j] +
-// alpha * <x, c_j>, running (min, argmin), ties to the smaller index, same
-// label / distance / objective outputs); covers rows of 64 or 128 elements
-// (ld), any n, k, batch. Other shapes and precisions use assign.cu.
+// Fused k-means assignment for Hopper (sm_90a), fp16 / bf16 / TF32 operands:
+// wgmma (m64n128, fp32 accumulators in registers) fed by the bulk tensor
+// copy engine (TMA) through mbarriers. Same function as fused_assign_kernel
+// in assign.cu (score = bias[j] + alpha * <x, c_j>, running (min, argmin),
+// ties to the smaller index, same label / distance / objective outputs);
+// covers rows of 64 or 128 elements (ld), any n, k, batch. Other shapes and
+// precisions (3xTF32) use assign.cu.
 //
 // Persistent grid, one block per SM, 384 threads:
-//   warpgroup 0  producer: one thread issues TMA loads. Per point tile of
-//                256 rows: the tile (A operand, double buffered, loaded
-//                once and kept while every centroid tile streams past),
-//                then the centroid tiles of 128 rows (B operand), kStages
-//                deep ring. Both arrive 128B-swizzled, as wgmma reads them.
-//   warpgroups 1, 2  consumers: each owns 128 of the 256 points (two m64
-//                halves, 2 x 64 fp32 accumulators per thread) and computes
-//                their 128 x 128 block of dot products per centroid tile,
-//                then folds it into its running (min, argmin). The two take
-//                turns at the tensor cores (named barriers, FA3-style
-//                ping-pong) so that one's argmin runs under the other's
-//                products.
+//   warpgroup 0  producer: one thread issues TMA loads. Per point tile: the
+//                tile (A operand, loaded once and kept while every centroid
+//                tile streams past), then the centroid tiles of 128 rows
+//                (B operand), kStages deep ring. Both arrive 128B-swizzled,
+//                as wgmma reads them. The next point tile is requested as
+//                soon as the ring has been filled for the current one.
+//   warpgroups 1, 2  consumers: each owns half of the point tile and
+//                computes its block of dot products per centroid tile, then
+//                folds it into its running (min, argmin). The two take turns
+//                at the tensor cores (named barriers, FA3-style ping-pong) so
+//                that one's argmin runs under the other's products.
+//
+// Tile shapes (TileShape below). fp16 / bf16: 256 points a tile, each
+// consumer two m64 halves (2 x 64 accumulators a thread), both operands read
+// by wgmma from shared memory (k16 steps), A double buffered. TF32 (fp32
+// rows, twice the bytes): 128 points a tile, one m64 half a consumer. Its A
+// goes from shared memory to registers once per tile, rounded there with
+// cvt.rna as v1 rounds it (wgmma reading fp32 from shared memory would
+// truncate, biasing every product the same way), and its buffer is handed
+// back at once, so one A buffer suffices. The centroid kernel copy is
+// already TF32-rounded by the update (update.cu), so B is read as stored.
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -38,20 +47,32 @@ namespace quiver::kernels::cuda {
 namespace {
 
 constexpr int kWThreads = 384;
-constexpr int kPointRows = 256;   // points per tile (2 consumers x 128)
-constexpr int kCentRows = 128;    // centroids per streamed tile (== kAssignTileN)
-constexpr int kChunkElems = 64;   // 128 bytes of fp16: one swizzle atom row
-constexpr int kAChunkBytes = kPointRows * 128;  // 32 KiB
-constexpr int kBChunkBytes = kCentRows * 128;   // 16 KiB
+constexpr int kCentRows = 128;  // centroids per streamed tile (== kAssignTileN)
+constexpr int kChunkBytes = 128;  // a row is cut into 128-byte chunks (swizzle atom rows)
+constexpr int kBChunkBytes = kCentRows * kChunkBytes;  // 16 KiB
+constexpr int kSmemBudget = 224 * 1024;  // of the 227 KiB a block may have
 static_assert(kCentRows == kAssignTileN, "centroid padding is per 128 rows");
 
-template <int NK>
-constexpr int StagesFor() { return NK == 2 ? 3 : 6; }
-template <int NK>
-constexpr int SmemBytes() {
-  return 2 * NK * kAChunkBytes + StagesFor<NK>() * NK * kBChunkBytes +
-         (4 + 2 * StagesFor<NK>()) * 8 + 1024;
-}
+// NK = chunks per row (ld * element bytes / 128). Every wgmma k-step covers
+// 32 bytes of a row (k16 of fp16 / bf16, k8 of TF32): 4 steps a chunk.
+template <Arith A, int NK>
+struct TileShape {
+  static constexpr bool kTf32 = A == Arith::kTf32;
+  static constexpr int kElemBytes = kTf32 ? 4 : 2;
+  static constexpr int kChunkElems = kChunkBytes / kElemBytes;
+  static constexpr int kHalves = kTf32 ? 1 : 2;  // m64 halves per consumer
+  static constexpr int kPointRows = 2 * 64 * kHalves;
+  static constexpr int kASlots = kTf32 ? 1 : 2;
+  static constexpr int kAChunkBytes = kPointRows * kChunkBytes;
+  static constexpr int kKSteps = NK * 4;
+  static constexpr int kStagesFit =
+      (kSmemBudget - kASlots * NK * kAChunkBytes) / (NK * kBChunkBytes);
+  static constexpr int kStages = kStagesFit > 6 ? 6 : kStagesFit;
+  static constexpr int kSmemBytes = kASlots * NK * kAChunkBytes +
+                                    kStages * NK * kBChunkBytes +
+                                    (2 * kASlots + 2 * kStages) * 8 + 1024;
+  static_assert(kStages >= 2, "centroid ring needs two stages");
+};
 
 __device__ __forceinline__ uint32_t Smem(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -141,6 +162,24 @@ __device__ __forceinline__ void Wgmma(float (&d)[64], uint64_t da, uint64_t db,
         : "l"(da), "l"(db), "r"(scale_d));
   }
 }
+// TF32 products, A (this thread's 4 elements of the m64 x k8 slice) from
+// registers, B from shared memory.
+__device__ __forceinline__ void WgmmaTf32(float (&d)[64], const uint32_t (&a)[4],
+                                          uint64_t db, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " QUIVER_WG_REGS
+      ", {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+      : QUIVER_WG_OUTS(d)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
+}
+__device__ __forceinline__ uint32_t LdsTf32(uint32_t addr) {
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(addr));
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  return r;
+}
 __device__ __forceinline__ void FenceOperand(float (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
@@ -156,24 +195,27 @@ __global__ void __launch_bounds__(kWThreads, 1)
     wgmma_assign_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
                         const __grid_constant__ CUtensorMap tmc) {
 #ifdef QUIVER_WGMMA_OK
-  constexpr int kStages = StagesFor<NK>();
+  using S = TileShape<A, NK>;
+  constexpr int kStages = S::kStages;
+  constexpr int kASlots = S::kASlots;
+  constexpr int kHalves = S::kHalves;
   if (args.state != nullptr && args.state->stop) return;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
-  uint8_t* abuf = smem;                                  // [2][NK][32 KiB]
-  uint8_t* bbuf = smem + 2 * NK * kAChunkBytes;          // [S][NK][16 KiB]
+  uint8_t* abuf = smem;                                      // [ASlots][NK][AChunk]
+  uint8_t* bbuf = smem + kASlots * NK * S::kAChunkBytes;     // [S][NK][16 KiB]
   uint64_t* bars = reinterpret_cast<uint64_t*>(bbuf + kStages * NK * kBChunkBytes);
-  const uint32_t full_a = Smem(bars);          // [2]
-  const uint32_t empty_a = Smem(bars + 2);     // [2]
-  const uint32_t full_b = Smem(bars + 4);      // [S]
-  const uint32_t empty_b = Smem(bars + 4 + kStages);  // [S]
+  const uint32_t full_a = Smem(bars);                       // [ASlots]
+  const uint32_t empty_a = Smem(bars + kASlots);            // [ASlots]
+  const uint32_t full_b = Smem(bars + 2 * kASlots);         // [S]
+  const uint32_t empty_b = Smem(bars + 2 * kASlots + kStages);  // [S]
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
   const int lane = tid & 31;
   if (tid == 0) {
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < kASlots; ++i) {
       MbarInit(full_a + 8 * i, 1);
       MbarInit(empty_a + 8 * i, 8);
     }
@@ -185,38 +227,48 @@ __global__ void __launch_bounds__(kWThreads, 1)
   }
   __syncthreads();
 
-  const int tiles_per_problem = static_cast<int>((args.n + kPointRows - 1) / kPointRows);
+  const int tiles_per_problem = static_cast<int>((args.n + S::kPointRows - 1) / S::kPointRows);
   const int ptiles = tiles_per_problem * args.batch;
   const int ctiles = args.kpad / kCentRows;
 
   if (warp < 4) {  // ---- producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (tid == 0) {
+      // Point tile p (the lp-th of this block) into A slot lp % kASlots.
+      auto load_points = [&](int p, int lp) {
+        const int b = p / tiles_per_problem;
+        const int row0 = (p - b * tiles_per_problem) * S::kPointRows;
+        const int slot = lp % kASlots;
+        MbarWait(empty_a + 8 * slot, ((lp / kASlots) & 1) ^ 1);
+        MbarExpectTx(full_a + 8 * slot, NK * S::kAChunkBytes);
+#pragma unroll
+        for (int kc = 0; kc < NK; ++kc) {
+          Tma3d(Smem(abuf + (slot * NK + kc) * S::kAChunkBytes), &tmx,
+                kc * S::kChunkElems, row0, b, full_a + 8 * slot);
+        }
+      };
       int stage = 0;
       uint32_t phase = 0;
       int lp = 0;
+      if (static_cast<int>(blockIdx.x) < ptiles) load_points(blockIdx.x, 0);
+      const int next_at = (ctiles < kStages ? ctiles : kStages) - 1;
       for (int p = blockIdx.x; p < ptiles; p += gridDim.x, ++lp) {
         const int b = p / tiles_per_problem;
-        const int row0 = (p - b * tiles_per_problem) * kPointRows;
-        const int slot = lp & 1;
-        MbarWait(empty_a + 8 * slot, ((lp >> 1) & 1) ^ 1);
-        MbarExpectTx(full_a + 8 * slot, NK * kAChunkBytes);
-#pragma unroll
-        for (int kc = 0; kc < NK; ++kc) {
-          Tma3d(Smem(abuf + (slot * NK + kc) * kAChunkBytes), &tmx, kc * kChunkElems,
-                row0, b, full_a + 8 * slot);
-        }
         for (int t = 0; t < ctiles; ++t) {
           MbarWait(empty_b + 8 * stage, phase ^ 1);
           MbarExpectTx(full_b + 8 * stage, NK * kBChunkBytes);
 #pragma unroll
           for (int kc = 0; kc < NK; ++kc) {
-            Tma3d(Smem(bbuf + (stage * NK + kc) * kBChunkBytes), &tmc, kc * kChunkElems,
+            Tma3d(Smem(bbuf + (stage * NK + kc) * kBChunkBytes), &tmc, kc * S::kChunkElems,
                   t * kCentRows, b, full_b + 8 * stage);
           }
           if (++stage == kStages) {
             stage = 0;
             phase ^= 1;
+          }
+          // The ring is full for this tile: request the next point tile.
+          if (t == next_at && p + static_cast<int>(gridDim.x) < ptiles) {
+            load_points(p + gridDim.x, lp + 1);
           }
         }
       }
@@ -231,7 +283,11 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const float alpha = args.alpha;
   if (wg == 1) NamedArrive(1);  // warpgroup 0 goes first
 
-  float acc[2][64];
+  float acc[kHalves][64];
+  // TF32: this thread's share of its m64 x ld slice of the point tile, in
+  // the wgmma A-register layout (rows g and g + 8 of the warp's 16, columns
+  // t and t + 4 of each k8 step; g = lane / 4, t = lane % 4), rounded.
+  uint32_t afrag[S::kTf32 ? S::kKSteps : 1][4];
   int stage = 0;
   uint32_t phase = 0;
   int lp = 0;
@@ -239,36 +295,59 @@ __global__ void __launch_bounds__(kWThreads, 1)
   int cur_b = -1;
   for (int p = blockIdx.x; p < ptiles; p += gridDim.x, ++lp) {
     const int b = p / tiles_per_problem;
-    const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * kPointRows;
-    const int slot = lp & 1;
+    const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * S::kPointRows;
+    const int slot = lp % kASlots;
     const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
-    const uint32_t a_base = Smem(abuf + slot * NK * kAChunkBytes) + (wg * 128) * 128;
-    float best_v[2][2];
-    uint32_t best_i[2][2];
+    const int my_rows = wg * 64 * kHalves;  // first tile row of this warpgroup
+    const uint32_t a_base = Smem(abuf + slot * NK * S::kAChunkBytes) + my_rows * kChunkBytes;
+    float best_v[kHalves][2];
+    uint32_t best_i[kHalves][2];
 #pragma unroll
-    for (int mh = 0; mh < 2; ++mh)
+    for (int mh = 0; mh < kHalves; ++mh)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         best_v[mh][h] = FLT_MAX;
         best_i[mh][h] = 0xffffffffu;
       }
-    MbarWait(full_a + 8 * slot, (lp >> 1) & 1);
+    MbarWait(full_a + 8 * slot, (lp / kASlots) & 1);
+    if constexpr (S::kTf32) {
+      const int r = wl * 16 + (lane >> 2);  // and r + 8: same r & 7
+      const uint32_t row_lo = a_base + r * kChunkBytes + (lane & 3) * 4;
+      const uint32_t row_hi = row_lo + 8 * kChunkBytes;
+#pragma unroll
+      for (int ks = 0; ks < S::kKSteps; ++ks) {
+        const uint32_t chunk = (ks >> 2) * S::kAChunkBytes;
+        const uint32_t p0 = ((((ks & 3) * 2) ^ (r & 7)) << 4) + chunk;      // columns t
+        const uint32_t p1 = ((((ks & 3) * 2 + 1) ^ (r & 7)) << 4) + chunk;  // columns t + 4
+        afrag[ks][0] = LdsTf32(row_lo + p0);
+        afrag[ks][1] = LdsTf32(row_hi + p0);
+        afrag[ks][2] = LdsTf32(row_lo + p1);
+        afrag[ks][3] = LdsTf32(row_hi + p1);
+      }
+      __syncwarp();
+      if (lane == 0) MbarArrive(empty_a + 8 * slot);  // the tile lives in registers now
+    }
 
     for (int t = 0; t < ctiles; ++t) {
       MbarWait(full_b + 8 * stage, phase);
       const uint32_t b_base = Smem(bbuf + stage * NK * kBChunkBytes);
       NamedSync(1 + wg);  // my turn at the tensor cores
-      FenceOperand(acc[0]);
-      FenceOperand(acc[1]);
+#pragma unroll
+      for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
       asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-      for (int ks = 0; ks < NK * 4; ++ks) {
-        const uint32_t koff = (ks & 3) * 32;  // k16 step inside the 128-byte row
+      for (int ks = 0; ks < S::kKSteps; ++ks) {
+        const uint32_t koff = (ks & 3) * 32;  // k-step inside the 128-byte row
         const uint64_t db = Desc(b_base + (ks >> 2) * kBChunkBytes + koff);
+        if constexpr (S::kTf32) {
+          WgmmaTf32(acc[0], afrag[ks], db, ks > 0 ? 1 : 0);
+        } else {
 #pragma unroll
-        for (int mh = 0; mh < 2; ++mh) {
-          const uint64_t da = Desc(a_base + (ks >> 2) * kAChunkBytes + mh * 64 * 128 + koff);
-          Wgmma<A>(acc[mh], da, db, ks > 0 ? 1 : 0);
+          for (int mh = 0; mh < kHalves; ++mh) {
+            const uint64_t da =
+                Desc(a_base + (ks >> 2) * S::kAChunkBytes + mh * 64 * kChunkBytes + koff);
+            Wgmma<A>(acc[mh], da, db, ks > 0 ? 1 : 0);
+          }
         }
       }
       asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -281,12 +360,12 @@ __global__ void __launch_bounds__(kWThreads, 1)
         bias[i] = __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i));
       }
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      FenceOperand(acc[0]);
-      FenceOperand(acc[1]);
+#pragma unroll
+      for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
       __syncwarp();
       if (lane == 0) {
         MbarArrive(empty_b + 8 * stage);
-        if (t == ctiles - 1) MbarArrive(empty_a + 8 * slot);
+        if (!S::kTf32 && t == ctiles - 1) MbarArrive(empty_a + 8 * slot);
       }
       if (++stage == kStages) {
         stage = 0;
@@ -296,7 +375,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
       for (int i = 0; i < 16; ++i) {
         const uint32_t j = static_cast<uint32_t>(cbase + 8 * i);
 #pragma unroll
-        for (int mh = 0; mh < 2; ++mh) {
+        for (int mh = 0; mh < kHalves; ++mh) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const float v0 = fmaf(alpha, acc[mh][4 * i + 2 * h], bias[i].x);
@@ -325,7 +404,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
       cur_b = b;
     }
 #pragma unroll
-    for (int mh = 0; mh < 2; ++mh) {
+    for (int mh = 0; mh < kHalves; ++mh) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         float v = best_v[mh][h];
@@ -339,7 +418,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
             i = oi;
           }
         }
-        const size_t row = row0 + wg * 128 + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
+        const size_t row = row0 + my_rows + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
         if ((lane & 3) == 0 && row < args.n) {
           const size_t g = static_cast<size_t>(b) * args.n + row;
           float dist;
@@ -381,44 +460,51 @@ PFN_cuTensorMapEncodeTiled_v12000 EncodeFn() {
   return fn;
 }
 
-// rows x ld (16-bit elements) per problem, `batch` problems; box of 64 x box_rows.
-bool MakeMap(CUtensorMap* map, const void* base, size_t ld, size_t rows, int batch,
-             int box_rows) {
+// rows x ld elements (elem_bytes each) per problem, `batch` problems; box of
+// one 128-byte chunk x box_rows.
+bool MakeMap(CUtensorMap* map, const void* base, size_t ld, int elem_bytes, size_t rows,
+             int batch, int box_rows) {
   PFN_cuTensorMapEncodeTiled_v12000 enc = EncodeFn();
   if (enc == nullptr) return false;
   const cuuint64_t dims[3] = {ld, rows, static_cast<cuuint64_t>(batch)};
-  const cuuint64_t strides[2] = {ld * 2, rows * ld * 2};
-  const cuuint32_t box[3] = {kChunkElems, static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint64_t strides[2] = {ld * elem_bytes, rows * ld * elem_bytes};
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(kChunkBytes / elem_bytes),
+                             static_cast<cuuint32_t>(box_rows), 1};
   const cuuint32_t estr[3] = {1, 1, 1};
-  return enc(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, const_cast<void*>(base), dims,
-             strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+  return enc(map, elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_UINT16 : CU_TENSOR_MAP_DATA_TYPE_UINT32,
+             3, const_cast<void*>(base), dims, strides, box, estr,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
              CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 template <Arith A, int NK>
 Status LaunchW(const AssignArgs& args, int sms, cudaStream_t stream) {
+  using S = TileShape<A, NK>;
+  static_assert(NK * S::kChunkElems == 64 || NK * S::kChunkElems == 128,
+                "rows of 64 or 128 elements");
+  static_assert(S::kKSteps * 32 == NK * kChunkBytes, "a k-step covers 32 bytes");
   CUtensorMap tmx, tmc;
-  if (!MakeMap(&tmx, args.x, args.ld, args.n, args.batch, kPointRows) ||
-      !MakeMap(&tmc, args.c, args.ld, static_cast<size_t>(args.kpad), args.batch,
-               kCentRows)) {
+  if (!MakeMap(&tmx, args.x, args.ld, S::kElemBytes, args.n, args.batch, S::kPointRows) ||
+      !MakeMap(&tmc, args.c, args.ld, S::kElemBytes, static_cast<size_t>(args.kpad),
+               args.batch, kCentRows)) {
     return Status::NotSupported("assign: tensor map encoding failed");
   }
-  constexpr int smem = SmemBytes<NK>();
-  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(
-      wgmma_assign_kernel<A, NK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(kPointRows)) * args.batch;
+  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(wgmma_assign_kernel<A, NK>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          S::kSmemBytes));
+  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(S::kPointRows)) * args.batch;
   const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
-  wgmma_assign_kernel<A, NK><<<grid, kWThreads, smem, stream>>>(args, tmx, tmc);
+  wgmma_assign_kernel<A, NK><<<grid, kWThreads, S::kSmemBytes, stream>>>(args, tmx, tmc);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
 }
 
 }  // namespace
 
-// Returns true (and launches) when the Hopper kernel covers this call.
+// Returns true when the Hopper kernel covers this call.
 bool WgmmaAssignCovers(Arith arith, const AssignArgs& args) {
-  if (arith != Arith::kF16 && arith != Arith::kBf16) return false;
+  if (arith == Arith::kTf32x3) return false;
   if (args.ld != 64 && args.ld != 128) return false;
   if (args.kpad % kCentRows != 0 || args.n == 0) return false;
   if (args.n > (size_t{1} << 31) || args.batch > 65535) return false;
@@ -441,13 +527,20 @@ Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t strea
   int dev = 0, sms = 0;
   QUIVER_CUDA_RETURN(cudaGetDevice(&dev));
   QUIVER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const bool f16 = arith == Arith::kF16;
-  if (args.ld == 128) {
-    return f16 ? LaunchW<Arith::kF16, 2>(args, sms, stream)
-               : LaunchW<Arith::kBf16, 2>(args, sms, stream);
+  const bool wide = args.ld == 128;
+  switch (arith) {
+    case Arith::kF16:
+      return wide ? LaunchW<Arith::kF16, 2>(args, sms, stream)
+                  : LaunchW<Arith::kF16, 1>(args, sms, stream);
+    case Arith::kBf16:
+      return wide ? LaunchW<Arith::kBf16, 2>(args, sms, stream)
+                  : LaunchW<Arith::kBf16, 1>(args, sms, stream);
+    case Arith::kTf32:
+      return wide ? LaunchW<Arith::kTf32, 4>(args, sms, stream)
+                  : LaunchW<Arith::kTf32, 2>(args, sms, stream);
+    default:
+      return Status::NotSupported("assign: no Hopper kernel for this arithmetic");
   }
-  return f16 ? LaunchW<Arith::kF16, 1>(args, sms, stream)
-             : LaunchW<Arith::kBf16, 1>(args, sms, stream);
 }
 
 }  // namespace quiver::kernels::cuda

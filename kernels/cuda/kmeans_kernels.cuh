@@ -30,7 +30,7 @@ namespace quiver::kernels::cuda {
 enum class Arith : uint8_t {
   kF16 = 0,     // fp16 operands (mma.sync m16n8k16), fp32 accumulation
   kBf16 = 1,    // bf16 operands
-  kTf32 = 2,    // fp32 operands rounded to TF32 (m16n8k8)
+  kTf32 = 2,    // fp32 operands rounded to TF32 (cvt.rna); centroid copy stored rounded
   kTf32x3 = 3,  // 3xTF32 split: fp32-level accuracy on tensor cores
 };
 
@@ -39,7 +39,7 @@ inline int ArithBytes(Arith a) { return (a == Arith::kF16 || a == Arith::kBf16) 
 // Element type of a points buffer read by convert / reduce / init kernels.
 enum class Elem : uint8_t { kF32 = 0, kF16 = 1, kBf16 = 2 };
 
-inline Elem ArithElem(Arith a) {
+__host__ __device__ inline Elem ArithElem(Arith a) {
   return a == Arith::kF16 ? Elem::kF16 : a == Arith::kBf16 ? Elem::kBf16 : Elem::kF32;
 }
 inline int ElemBytes(Elem e) { return e == Elem::kF32 ? 4 : 2; }

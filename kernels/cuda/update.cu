@@ -308,15 +308,30 @@ __device__ __forceinline__ uint64_t Mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// The value the assignment's products read for centroid component v: the
+// kernel copy's element rounding and, for TF32, the tensor cores' input
+// rounding (cvt.rna, as the points get it), so that the bias is the norm of
+// what is multiplied and the wgmma kernel, which reads B as stored, sees
+// rounded operands.
+__device__ __forceinline__ float RoundOperand(float v, Arith arith) {
+  if (arith == Arith::kTf32) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+    return __uint_as_float(r);
+  }
+  return RoundElem(v, ArithElem(arith));
+}
+
 // Writes master row j (scaled) to the kernel copy and its bias. One warp.
 __device__ void WriteKernelRow(float* mrow, float scale, size_t d, void* ckern,
-                               Elem elem, size_t ld, size_t krow, float* bias,
+                               Arith arith, size_t ld, size_t krow, float* bias,
                                bool l2, int lane) {
+  const Elem elem = ArithElem(arith);
   float nn = 0.f;
   for (size_t i = lane; i < d; i += 32) {
     const float v = mrow[i] * scale;
     mrow[i] = v;
-    const float r = RoundElem(v, elem);
+    const float r = RoundOperand(v, arith);
     StoreElem(ckern, elem, krow * ld + i, r);
     nn += r * r;
   }
@@ -329,7 +344,7 @@ __global__ void finalize_centroids_kernel(const float* sums, const int* counts,
                                           size_t d, bool spherical,
                                           uint64_t seed, int iteration,
                                           float* master, void* ckern,
-                                          Elem elem, size_t ld, int kpad,
+                                          Arith arith, size_t ld, int kpad,
                                           float* cbias, bool l2,
                                           const DeviceState* state) {
   if (state != nullptr && state->stop) return;
@@ -373,7 +388,7 @@ __global__ void finalize_centroids_kernel(const float* sums, const int* counts,
     for (size_t i = lane; i < d; i += 32) mrow[i] = value(i);
   }
   __syncwarp();
-  WriteKernelRow(mrow, scale, d, ckern, elem, ld, b * kpad + jj,
+  WriteKernelRow(mrow, scale, d, ckern, arith, ld, b * kpad + jj,
                  cbias + b * kpad + jj, l2, lane);
 }
 
@@ -484,7 +499,7 @@ __global__ void reseed_empty_kernel(int* counts, float* sums, int k,
 }
 
 __global__ void load_centroids_kernel(float* master, int batch, int k,
-                                      size_t d, void* ckern, Elem elem,
+                                      size_t d, void* ckern, Arith arith,
                                       size_t ld, int kpad, float* cbias,
                                       bool l2, bool normalize) {
   const size_t j = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
@@ -499,7 +514,7 @@ __global__ void load_centroids_kernel(float* master, int batch, int k,
     ss = WarpSum(ss);
     if (ss > 0.f) scale = 1.f / sqrtf(ss);
   }
-  WriteKernelRow(master + j * d, scale, d, ckern, elem, ld, b * kpad + jj,
+  WriteKernelRow(master + j * d, scale, d, ckern, arith, ld, b * kpad + jj,
                  cbias + b * kpad + jj, l2, lane);
 }
 
@@ -658,7 +673,7 @@ Status LaunchFinalizeCentroids(const float* sums, const int* counts,
   finalize_centroids_kernel<<<static_cast<unsigned>(CeilDiv(threads, 256)), 256,
                               0, stream>>>(
       sums, counts, donor, batch, k, d, spherical, seed, iteration, master,
-      ckern, ArithElem(arith), ld, kpad, cbias, l2, state);
+      ckern, arith, ld, kpad, cbias, l2, state);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
 }
@@ -670,7 +685,7 @@ Status LaunchLoadCentroids(const float* master, int batch, int k, size_t d,
   const size_t threads = static_cast<size_t>(batch) * k * 32;
   load_centroids_kernel<<<static_cast<unsigned>(CeilDiv(threads, 256)), 256, 0,
                           stream>>>(const_cast<float*>(master), batch, k, d,
-                                    ckern, ArithElem(arith), ld, kpad, cbias,
+                                    ckern, arith, ld, kpad, cbias,
                                     l2, normalize);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();

@@ -1,9 +1,11 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
 // The fused assignment kernels directly (kernels/cuda/kmeans_kernels.cuh):
-// the Hopper wgmma kernel (assign_wgmma.cu, fp16 / bf16, rows of 64 or 128)
-// against a float64 reference on the same rounded operands and against the
-// v1 mma.sync kernel (QUIVER_ASSIGN=v1), with every output poisoned first.
+// the Hopper wgmma kernel (assign_wgmma.cu, fp16 / bf16 / TF32, rows of 64
+// or 128) against a float64 reference on the same rounded operands and
+// against the v1 mma.sync kernel (QUIVER_ASSIGN=v1), with every output
+// poisoned first. TF32 points are given unrounded (the kernels round them),
+// centroids TF32-rounded, as the update stores them.
 // On a GPU the wgmma kernel does not cover (not sm_90) both runs are v1.
 
 #include <cuda_bf16.h>
@@ -37,18 +39,31 @@ struct Out {
   std::vector<double> obj;
 };
 
-uint16_t Round16(float v, Arith a, float* back) {
-  uint16_t bits;
+// cvt.rna.tf32.f32 for finite v: nearest, ties away from zero.
+float RoundTf32(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+// Stores v as the kernel copy of `a` holds it at dst (element i) and returns
+// the value the products use. Points in TF32 are stored as given.
+float Store(float v, Arith a, bool point, std::vector<uint8_t>* dst, size_t i) {
+  if (a == Arith::kTf32) {
+    const float stored = point ? v : RoundTf32(v);
+    std::memcpy(dst->data() + 4 * i, &stored, 4);
+    return RoundTf32(v);
+  }
   if (a == Arith::kF16) {
     const __half h = __float2half_rn(v);
-    std::memcpy(&bits, &h, 2);
-    *back = __half2float(h);
-  } else {
-    const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    std::memcpy(&bits, &h, 2);
-    *back = __bfloat162float(h);
+    std::memcpy(dst->data() + 2 * i, &h, 2);
+    return __half2float(h);
   }
-  return bits;
+  const __nv_bfloat16 h = __float2bfloat16_rn(v);
+  std::memcpy(dst->data() + 2 * i, &h, 2);
+  return __bfloat162float(h);
 }
 
 void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch,
@@ -61,7 +76,8 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
   std::normal_distribution<float> g(0.f, 1.f);
   // Points near the centroids (clustered, so argmins are meaningful), with
   // a few exact duplicates of centroids (ties of the distance to 0).
-  std::vector<uint16_t> xb(batch * n * ld), cb(batch * kpad * ld, 0);
+  const size_t eb = kernels::cuda::ArithBytes(arith);
+  std::vector<uint8_t> xb(batch * n * ld * eb), cb(batch * kpad * ld * eb, 0);
   std::vector<float> xr(batch * n * ld), cr(batch * kpad * ld, 0.f);
   std::vector<float> cbias(batch * kpad, std::numeric_limits<float>::infinity());
   std::vector<float> xnorm(batch * n);
@@ -70,7 +86,7 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
       double s = 0;
       for (size_t e = 0; e < d; ++e) {
         const size_t o = (b * kpad + j) * ld + e;
-        cb[o] = Round16(g(rng), arith, &cr[o]);
+        cr[o] = Store(g(rng), arith, false, &cb, o);
         s += double(cr[o]) * cr[o];
       }
       cbias[b * kpad + j] = metric == 0 ? float(s) : 0.f;
@@ -82,8 +98,10 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
         const size_t o = (b * n + i) * ld + e;
         const float v = (i % 97 == 0) ? cr[(b * kpad + j) * ld + e]
                                       : cr[(b * kpad + j) * ld + e] + 0.5f * g(rng);
-        xb[o] = Round16(v, arith, &xr[o]);
-        s += double(xr[o]) * xr[o];
+        xr[o] = Store(v, arith, true, &xb, o);
+        // ||x||^2 of the stored point, as the driver computes it.
+        const float stored = arith == Arith::kTf32 ? v : xr[o];
+        s += double(stored) * stored;
       }
       xnorm[b * n + i] = float(s);
     }
@@ -92,15 +110,15 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
   float *dbias, *dxn, *ddist;
   uint32_t* dlab;
   double* dobj;
-  ASSERT_EQ(cudaMalloc(&dx, xb.size() * 2), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&dc, cb.size() * 2), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dx, xb.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dc, cb.size()), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&dbias, cbias.size() * 4), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&dxn, xnorm.size() * 4), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&ddist, batch * n * 4), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&dlab, batch * n * 4), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&dobj, batch * 8), cudaSuccess);
-  cudaMemcpy(dx, xb.data(), xb.size() * 2, cudaMemcpyHostToDevice);
-  cudaMemcpy(dc, cb.data(), cb.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(dx, xb.data(), xb.size(), cudaMemcpyHostToDevice);
+  cudaMemcpy(dc, cb.data(), cb.size(), cudaMemcpyHostToDevice);
   cudaMemcpy(dbias, cbias.data(), cbias.size() * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(dxn, xnorm.data(), xnorm.size() * 4, cudaMemcpyHostToDevice);
 
@@ -195,6 +213,17 @@ TEST(AssignKernel, WgmmaMatchesReferenceAndV1) {
   CheckShape(Arith::kF16, 1, 3000, 128, 200, 1, 4);    // inner product
   CheckShape(Arith::kBf16, 2, 513, 128, 64, 3, 5);     // cosine scores, batch 3
   CheckShape(Arith::kF16, 0, 50, 64, 5, 1, 6);         // fewer points than a tile
+}
+
+TEST(AssignKernel, WgmmaTf32MatchesReferenceAndV1) {
+  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  CheckShape(Arith::kTf32, 0, 1000, 128, 300, 1, 11);    // odd k tiles, partial point tile
+  CheckShape(Arith::kTf32, 0, 20000, 128, 1024, 1, 12);  // key shape's d and k
+  CheckShape(Arith::kTf32, 0, 777, 64, 129, 2, 13);      // rows of 64, batch 2
+  CheckShape(Arith::kTf32, 1, 3000, 128, 200, 1, 14);    // inner product
+  CheckShape(Arith::kTf32, 2, 513, 128, 64, 3, 15);      // cosine scores, batch 3
+  CheckShape(Arith::kTf32, 0, 50, 64, 5, 1, 16);         // fewer points than a tile
+  CheckShape(Arith::kTf32, 0, 300, 128, 128, 1, 17);     // one centroid tile: ring of one
 }
 
 }  // namespace
