@@ -34,7 +34,7 @@ case $stage in
 test)
   .device/bin/quiver_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -40
   compute-sanitizer --tool memcheck --error-exitcode 1 .device/bin/quiver_gpu_tests \
-    --gtest_filter='KMeansGpu.L2MatchesCpu:KMeansGpu.StreamedEqualsResident:KMeansGpu.EmptyCluster*:KMeansGpu.Batched*:KMeansGpu.DataOnDevice:KMeansGpu.KLarger*' \
+    --gtest_filter='KMeansGpu.L2MatchesCpu:KMeansGpu.StreamedEqualsResident:KMeansGpu.EmptyCluster*:KMeansGpu.Batched*:KMeansGpu.DataOnDevice:KMeansGpu.KLarger*:AssignKernel.*' \
     > "$OUT/sanitizer.log" 2>&1
   echo "compute-sanitizer exit $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | tail -5
   ;;
