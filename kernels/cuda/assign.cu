@@ -14,9 +14,9 @@
 // score = bias[j] + alpha * dot into the per-row (min, argmin) they keep in
 // registers. Ties go to the smaller centroid index, as on the CPU.
 //
-// On Hopper, fp16 / bf16 / TF32 with rows of 64 or 128 elements go to the
-// wgmma + TMA kernel in assign_wgmma.cu instead (QUIVER_ASSIGN=v1 forces
-// this one).
+// On Hopper, fp16 / bf16 / TF32 with rows of 64 or 128 elements, and fp16 /
+// bf16 with rows of any multiple of 64, go to the wgmma + TMA kernels in
+// assign_wgmma.cu instead (QUIVER_ASSIGN=v1 forces this one).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -404,7 +404,7 @@ Status Launch(const AssignArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-// assign_wgmma.cu: the Hopper kernel (fp16 / bf16 / TF32, rows of 64 or 128).
+// assign_wgmma.cu: the Hopper kernels (see WgmmaAssignCovers).
 bool WgmmaAssignCovers(Arith arith, const AssignArgs& args);
 Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t stream);
 

@@ -5,8 +5,9 @@
 // copy engine (TMA) through mbarriers. Same function as fused_assign_kernel
 // in assign.cu (score = bias[j] + alpha * <x, c_j>, running (min, argmin),
 // ties to the smaller index, same label / distance / objective outputs);
-// covers rows of 64 or 128 elements (ld), any n, k, batch. Other shapes and
-// precisions (3xTF32) use assign.cu.
+// covers rows of 64 or 128 elements (ld), and for fp16 / bf16 any multiple
+// of 64 (wgmma_assign_dstream_kernel, below); any n, k, batch. Other shapes
+// and precisions (3xTF32) use assign.cu.
 //
 // Persistent grid, one block per SM, 384 threads:
 //   warpgroup 0  producer: one thread issues TMA loads. Per point tile: the
@@ -193,6 +194,96 @@ __device__ __forceinline__ void FenceOperand(float (&d)[64]) {
 __device__ __forceinline__ bool Better(float v, uint32_t i, float bv, uint32_t bi) {
   return v < bv || (v == bv && i < bi);
 }
+
+// Folds one 128-centroid tile of scores (bias + alpha * dot) into each row's
+// running (min, argmin). Accumulator layout of wgmma m64n128 (fp32): acc[4i +
+// 2h + e] is row (lane / 4) + 8h of the warp's 16 rows of an m64 half, column
+// cbase + 8i + e, where cbase = tile start + 2 (lane % 4). Columns are
+// visited in increasing order with a strict <, so ties go to the smaller
+// index.
+template <int H>
+__device__ __forceinline__ void FoldTile(const float (&acc)[H][64], const float2 (&bias)[16],
+                                         float alpha, int cbase, float (&best_v)[H][2],
+                                         uint32_t (&best_i)[H][2]) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const uint32_t j = static_cast<uint32_t>(cbase + 8 * i);
+#pragma unroll
+    for (int mh = 0; mh < H; ++mh) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float v0 = fmaf(alpha, acc[mh][4 * i + 2 * h], bias[i].x);
+        const float v1 = fmaf(alpha, acc[mh][4 * i + 2 * h + 1], bias[i].y);
+        if (v0 < best_v[mh][h]) {
+          best_v[mh][h] = v0;
+          best_i[mh][h] = j;
+        }
+        if (v1 < best_v[mh][h]) {
+          best_v[mh][h] = v1;
+          best_i[mh][h] = j + 1;
+        }
+      }
+    }
+  }
+}
+
+// Bias of this thread's 32 columns of the tile (see FoldTile).
+__device__ __forceinline__ void LoadBias(const float* cbias, int cbase, float2 (&bias)[16]) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    bias[i] = __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i));
+  }
+}
+
+// Adds this warp's objective share of problem b (wsum) to the objective.
+__device__ __forceinline__ void FlushObjective(const AssignArgs& args, int b, double wsum,
+                                               int lane) {
+  if (b < 0 || args.objective == nullptr) return;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) wsum += __shfl_xor_sync(0xffffffffu, wsum, off);
+  if (lane == 0) atomicAdd(args.objective + b, wsum);
+}
+
+// Rows of a finished point tile: reduces each row's (min, argmin) over the 4
+// lanes that share it, writes label and distance, adds the distance to wsum.
+// first_row: the warpgroup's first row of problem b.
+template <int H>
+__device__ __forceinline__ void WriteRows(const AssignArgs& args, int b, size_t first_row,
+                                          int wl, int lane, const float (&best_v)[H][2],
+                                          const uint32_t (&best_i)[H][2], double& wsum) {
+#pragma unroll
+  for (int mh = 0; mh < H; ++mh) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float v = best_v[mh][h];
+      uint32_t i = best_i[mh][h];
+#pragma unroll
+      for (int off = 1; off <= 2; off <<= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+        const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
+        if (Better(ov, oi, v, i)) {
+          v = ov;
+          i = oi;
+        }
+      }
+      const size_t row = first_row + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
+      if ((lane & 3) == 0 && row < args.n) {
+        const size_t g = static_cast<size_t>(b) * args.n + row;
+        float dist;
+        if (args.metric == 0) {
+          dist = fmaxf(args.xnorm[g] + v, 0.f);
+        } else if (args.metric == 1) {
+          dist = v;
+        } else {
+          dist = 1.f + v;
+        }
+        args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
+        if (args.dist != nullptr) args.dist[g] = dist;
+        wsum += dist;
+      }
+    }
+  }
+}
 #endif  // QUIVER_WGMMA_OK
 
 template <Arith A, int NK>
@@ -360,10 +451,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
       // Bias of this thread's 32 columns while the products run.
       const int cbase = t * kCentRows + 2 * (lane & 3);
       float2 bias[16];
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        bias[i] = __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i));
-      }
+      LoadBias(cbias, cbase, bias);
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       if (S::kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
 #pragma unroll
@@ -377,77 +465,165 @@ __global__ void __launch_bounds__(kWThreads, 1)
         stage = 0;
         phase ^= 1;
       }
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const uint32_t j = static_cast<uint32_t>(cbase + 8 * i);
-#pragma unroll
-        for (int mh = 0; mh < kHalves; ++mh) {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const float v0 = fmaf(alpha, acc[mh][4 * i + 2 * h], bias[i].x);
-            const float v1 = fmaf(alpha, acc[mh][4 * i + 2 * h + 1], bias[i].y);
-            if (v0 < best_v[mh][h]) {
-              best_v[mh][h] = v0;
-              best_i[mh][h] = j;
-            }
-            if (v1 < best_v[mh][h]) {
-              best_v[mh][h] = v1;
-              best_i[mh][h] = j + 1;
-            }
-          }
-        }
-      }
+      FoldTile(acc, bias, alpha, cbase, best_v, best_i);
     }
 
-    // Rows of this point tile: reduce over the 4 lanes sharing a row, write.
+    // Rows of this point tile.
     if (b != cur_b) {
-      if (cur_b >= 0 && args.objective != nullptr) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) wsum += __shfl_xor_sync(0xffffffffu, wsum, off);
-        if (lane == 0) atomicAdd(args.objective + cur_b, wsum);
-      }
+      FlushObjective(args, cur_b, wsum, lane);
       wsum = 0.0;
       cur_b = b;
     }
-#pragma unroll
-    for (int mh = 0; mh < kHalves; ++mh) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float v = best_v[mh][h];
-        uint32_t i = best_i[mh][h];
-#pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-          const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-          const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
-          if (Better(ov, oi, v, i)) {
-            v = ov;
-            i = oi;
+    WriteRows(args, b, row0 + my_rows, wl, lane, best_v, best_i, wsum);
+  }
+  if (wg == 0) NamedSync(1);  // matches warpgroup 1's last arrive
+  FlushObjective(args, cur_b, wsum, lane);
+#endif  // QUIVER_WGMMA_OK
+}
+
+// Rows longer than 128 elements, fp16 / bf16 (ld a multiple of 64): a tile of
+// 256 points no longer fits beside the centroid ring (384 KiB at ld = 768),
+// so both operands stream along the row. A stage holds one 64-element chunk
+// of the 256 points (A, 32 KiB) and of 128 centroids (B, 16 KiB); ld / 64
+// stages make one 256 x 128 block of products. Both consumers read every
+// stage (no ping-pong: the argmin runs once per ld / 64 stages, a small share
+// of the time here), keep one stage's products in flight, and hand a stage
+// back when its products are done. The points are read once per centroid
+// tile, from L2.
+constexpr int kDStages = 4;
+constexpr int kDPointRows = 256;
+constexpr int kDStageBytes = kDPointRows * kChunkBytes + kBChunkBytes;  // 48 KiB
+constexpr int kDSmemBytes = kDStages * kDStageBytes + 2 * kDStages * 8 + 1024;
+
+template <Arith A>
+__global__ void __launch_bounds__(kWThreads, 1)
+    wgmma_assign_dstream_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
+                                const __grid_constant__ CUtensorMap tmc) {
+#ifdef QUIVER_WGMMA_OK
+  if (args.state != nullptr && args.state->stop) return;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  // Stage s: A chunk at s * kDStageBytes, B chunk right after it.
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + kDStages * kDStageBytes);
+  const uint32_t full = Smem(bars);              // [kDStages]
+  const uint32_t empty = Smem(bars + kDStages);  // [kDStages]
+  constexpr int kABytes = kDPointRows * kChunkBytes;
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  if (tid == 0) {
+    for (int i = 0; i < kDStages; ++i) {
+      MbarInit(full + 8 * i, 1);
+      MbarInit(empty + 8 * i, 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  const int tiles_per_problem = static_cast<int>((args.n + kDPointRows - 1) / kDPointRows);
+  const int ptiles = tiles_per_problem * args.batch;
+  const int ctiles = args.kpad / kCentRows;
+  const int nk = static_cast<int>(args.ld / 64);  // chunks per row
+
+  if (warp < 4) {  // ---- producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int p = blockIdx.x; p < ptiles; p += gridDim.x) {
+        const int b = p / tiles_per_problem;
+        const int row0 = (p - b * tiles_per_problem) * kDPointRows;
+        for (int t = 0; t < ctiles; ++t) {
+          for (int kc = 0; kc < nk; ++kc) {
+            MbarWait(empty + 8 * stage, phase ^ 1);
+            MbarExpectTx(full + 8 * stage, kDStageBytes);
+            const uint32_t dst = Smem(smem + stage * kDStageBytes);
+            Tma3d(dst, &tmx, kc * 64, row0, b, full + 8 * stage);
+            Tma3d(dst + kABytes, &tmc, kc * 64, t * kCentRows, b, full + 8 * stage);
+            if (++stage == kDStages) {
+              stage = 0;
+              phase ^= 1;
+            }
           }
-        }
-        const size_t row = row0 + my_rows + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
-        if ((lane & 3) == 0 && row < args.n) {
-          const size_t g = static_cast<size_t>(b) * args.n + row;
-          float dist;
-          if (args.metric == 0) {
-            dist = fmaxf(args.xnorm[g] + v, 0.f);
-          } else if (args.metric == 1) {
-            dist = v;
-          } else {
-            dist = 1.f + v;
-          }
-          args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
-          if (args.dist != nullptr) args.dist[g] = dist;
-          wsum += dist;
         }
       }
     }
+    return;
   }
-  if (wg == 0) NamedSync(1);  // matches warpgroup 1's last arrive
-  if (cur_b >= 0 && args.objective != nullptr) {
+
+  // ---- consumers
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int wg = (warp >> 2) - 1;  // 0 or 1: rows [128 wg, 128 wg + 128) of the tile
+  const int wl = warp & 3;
+  const float alpha = args.alpha;
+  float acc[2][64];
+  int stage = 0;
+  uint32_t phase = 0;
+  double wsum = 0.0;
+  int cur_b = -1;
+  for (int p = blockIdx.x; p < ptiles; p += gridDim.x) {
+    const int b = p / tiles_per_problem;
+    const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * kDPointRows;
+    const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
+    float best_v[2][2];
+    uint32_t best_i[2][2];
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) wsum += __shfl_xor_sync(0xffffffffu, wsum, off);
-    if (lane == 0) atomicAdd(args.objective + cur_b, wsum);
+    for (int mh = 0; mh < 2; ++mh)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        best_v[mh][h] = FLT_MAX;
+        best_i[mh][h] = 0xffffffffu;
+      }
+    for (int t = 0; t < ctiles; ++t) {
+      int prev = -1;  // stage whose products may still run
+      for (int kc = 0; kc < nk; ++kc) {
+        MbarWait(full + 8 * stage, phase);
+        const uint32_t a_base = Smem(smem + stage * kDStageBytes) + wg * 128 * kChunkBytes;
+        const uint32_t b_base = Smem(smem + stage * kDStageBytes) + kABytes;
+        FenceOperand(acc[0]);
+        FenceOperand(acc[1]);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+          const uint64_t db = Desc(b_base + ks * 32);
+#pragma unroll
+          for (int mh = 0; mh < 2; ++mh) {
+            Wgmma<A>(acc[mh], Desc(a_base + mh * 64 * kChunkBytes + ks * 32), db,
+                     (kc > 0 || ks > 0) ? 1 : 0);
+          }
+        }
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        if (prev >= 0) {  // the previous stage's products are done: hand it back
+          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+          __syncwarp();
+          if (lane == 0) MbarArrive(empty + 8 * prev);
+        }
+        prev = stage;
+        if (++stage == kDStages) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+      const int cbase = t * kCentRows + 2 * (lane & 3);
+      float2 bias[16];
+      LoadBias(cbias, cbase, bias);
+      asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+      FenceOperand(acc[0]);
+      FenceOperand(acc[1]);
+      __syncwarp();
+      if (lane == 0) MbarArrive(empty + 8 * prev);
+      FoldTile(acc, bias, alpha, cbase, best_v, best_i);
+    }
+    if (b != cur_b) {
+      FlushObjective(args, cur_b, wsum, lane);
+      wsum = 0.0;
+      cur_b = b;
+    }
+    WriteRows(args, b, row0 + wg * 128, wl, lane, best_v, best_i, wsum);
   }
+  FlushObjective(args, cur_b, wsum, lane);
 #endif  // QUIVER_WGMMA_OK
 }
 
@@ -506,12 +682,31 @@ Status LaunchW(const AssignArgs& args, int sms, cudaStream_t stream) {
   return Status::OK();
 }
 
+template <Arith A>
+Status LaunchDStream(const AssignArgs& args, int sms, cudaStream_t stream) {
+  CUtensorMap tmx, tmc;
+  if (!MakeMap(&tmx, args.x, args.ld, 2, args.n, args.batch, kDPointRows) ||
+      !MakeMap(&tmc, args.c, args.ld, 2, static_cast<size_t>(args.kpad), args.batch,
+               kCentRows)) {
+    return Status::NotSupported("assign: tensor map encoding failed");
+  }
+  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(wgmma_assign_dstream_kernel<A>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          kDSmemBytes));
+  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(kDPointRows)) * args.batch;
+  const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
+  wgmma_assign_dstream_kernel<A><<<grid, kWThreads, kDSmemBytes, stream>>>(args, tmx, tmc);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
 }  // namespace
 
-// Returns true when the Hopper kernel covers this call.
+// Returns true when the Hopper kernels cover this call.
 bool WgmmaAssignCovers(Arith arith, const AssignArgs& args) {
   if (arith == Arith::kTf32x3) return false;
-  if (args.ld != 64 && args.ld != 128) return false;
+  const bool streams_rows = arith != Arith::kTf32 && args.ld > 128 && args.ld % 64 == 0;
+  if (args.ld != 64 && args.ld != 128 && !streams_rows) return false;
   if (args.kpad % kCentRows != 0 || args.n == 0) return false;
   if (args.n > (size_t{1} << 31) || args.batch > 65535) return false;
   if (reinterpret_cast<uintptr_t>(args.x) % 16 != 0 ||
@@ -534,6 +729,10 @@ Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t strea
   QUIVER_CUDA_RETURN(cudaGetDevice(&dev));
   QUIVER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const bool wide = args.ld == 128;
+  if (args.ld > 128) {
+    return arith == Arith::kF16 ? LaunchDStream<Arith::kF16>(args, sms, stream)
+                                : LaunchDStream<Arith::kBf16>(args, sms, stream);
+  }
   switch (arith) {
     case Arith::kF16:
       return wide ? LaunchW<Arith::kF16, 2>(args, sms, stream)

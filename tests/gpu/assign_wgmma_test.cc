@@ -1,8 +1,8 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
 // The fused assignment kernels directly (kernels/cuda/kmeans_kernels.cuh):
-// the Hopper wgmma kernel (assign_wgmma.cu, fp16 / bf16 / TF32, rows of 64
-// or 128) against a float64 reference on the same rounded operands and
+// the Hopper wgmma kernels (assign_wgmma.cu: fp16 / bf16 / TF32 rows of 64
+// or 128, and fp16 / bf16 rows of any multiple of 64) against a float64 reference on the same rounded operands and
 // against the v1 mma.sync kernel (QUIVER_ASSIGN=v1), with every output
 // poisoned first. TF32 points are given unrounded (the kernels round them),
 // centroids TF32-rounded, as the update stores them.
@@ -70,7 +70,7 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
                 uint64_t seed) {
   SCOPED_TRACE(testing::Message() << "arith " << int(arith) << " metric " << metric << " n "
                                   << n << " d " << d << " k " << k << " batch " << batch);
-  const size_t ld = d;  // 64 or 128 here
+  const size_t ld = d;  // 64, 128 or a multiple of 64 here
   const size_t kpad = (k + 127) / 128 * 128;
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> g(0.f, 1.f);
@@ -213,6 +213,10 @@ TEST(AssignKernel, WgmmaMatchesReferenceAndV1) {
   CheckShape(Arith::kF16, 1, 3000, 128, 200, 1, 4);    // inner product
   CheckShape(Arith::kBf16, 2, 513, 128, 64, 3, 5);     // cosine scores, batch 3
   CheckShape(Arith::kF16, 0, 50, 64, 5, 1, 6);         // fewer points than a tile
+  // Rows longer than 128 elements: both operands streamed along D.
+  CheckShape(Arith::kF16, 0, 3000, 768, 300, 1, 7);    // ld 768, odd k tiles
+  CheckShape(Arith::kBf16, 1, 777, 192, 129, 2, 8);    // ld 192, inner product, batch 2
+  CheckShape(Arith::kF16, 2, 50, 256, 5, 1, 9);        // cosine, fewer points than a tile
 }
 
 TEST(AssignKernel, WgmmaTf32MatchesReferenceAndV1) {
