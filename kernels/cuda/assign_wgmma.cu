@@ -168,6 +168,61 @@ __device__ __forceinline__ void Wgmma(float (&d)[64], uint64_t da, uint64_t db,
         : "l"(da), "l"(db), "r"(scale_d));
   }
 }
+#define QUIVER_WG_REGS128 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, " \
+  "%14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, " \
+  "%28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, " \
+  "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, " \
+  "%56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, " \
+  "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, " \
+  "%84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, " \
+  "%98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+  "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, " \
+  "%126, %127}"
+#define QUIVER_WG_OUTS128(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), \
+  "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), \
+  "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), \
+  "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), \
+  "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), \
+  "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
+  "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), \
+  "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), \
+  "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), \
+  "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+  "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), \
+  "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), \
+  "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), \
+  "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+  "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), \
+  "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), \
+  "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), \
+  "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+  "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), \
+  "+f"(d[126]), "+f"(d[127])
+
+// m64n256k16, both operands from shared memory (the streamed-D kernel).
+template <Arith A>
+__device__ __forceinline__ void Wgmma256(float (&d)[128], uint64_t da, uint64_t db, int scale_d) {
+  if constexpr (A == Arith::kF16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 " QUIVER_WG_REGS128
+        ", %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : QUIVER_WG_OUTS128(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 " QUIVER_WG_REGS128
+        ", %128, %129, p, 1, 1, 0, 0;\n}\n"
+        : QUIVER_WG_OUTS128(d)
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+}
+
 // TF32 products, A (this thread's 4 elements of the m64 x k8 slice) from
 // registers, B from shared memory.
 __device__ __forceinline__ void WgmmaTf32(float (&d)[64], const uint32_t (&a)[4],
@@ -186,34 +241,36 @@ __device__ __forceinline__ uint32_t LdsTf32(uint32_t addr) {
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
   return r;
 }
-__device__ __forceinline__ void FenceOperand(float (&d)[64]) {
+template <int N>
+__device__ __forceinline__ void FenceOperand(float (&d)[N]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 __device__ __forceinline__ bool Better(float v, uint32_t i, float bv, uint32_t bi) {
   return v < bv || (v == bv && i < bi);
 }
 
-// Folds one 128-centroid tile of scores (bias + alpha * dot) into each row's
-// running (min, argmin). Accumulator layout of wgmma m64n128 (fp32): acc[4i +
-// 2h + e] is row (lane / 4) + 8h of the warp's 16 rows of an m64 half, column
-// cbase + 8i + e, where cbase = tile start + 2 (lane % 4). Columns are
-// visited in increasing order with a strict <, so ties go to the smaller
-// index.
-template <int H>
-__device__ __forceinline__ void FoldTile(const float (&acc)[H][64], const float2 (&bias)[16],
+// Folds 128 columns of scores (bias + alpha * dot) into each row's running
+// (min, argmin): columns [128 Q, 128 Q + 128) of the accumulators. Layout of
+// wgmma m64nN (fp32): acc[4i + 2h + e] is row (lane / 4) + 8h of the warp's
+// 16 rows of an m64 half, column cbase + 8i + e, where cbase = tile start +
+// 2 (lane % 4). Columns are visited in increasing order with a strict <, so
+// ties go to the smaller index. bias: this group's 16 column pairs.
+template <int Q, int H, int N>
+__device__ __forceinline__ void FoldTile(const float (&acc)[H][N], const float2 (&bias)[16],
                                          float alpha, int cbase, float (&best_v)[H][2],
                                          uint32_t (&best_i)[H][2]) {
+  static_assert(N >= 64 * (Q + 1), "column group inside the accumulators");
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    const uint32_t j = static_cast<uint32_t>(cbase + 8 * i);
+    const uint32_t j = static_cast<uint32_t>(cbase + 128 * Q + 8 * i);
 #pragma unroll
     for (int mh = 0; mh < H; ++mh) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const float v0 = fmaf(alpha, acc[mh][4 * i + 2 * h], bias[i].x);
-        const float v1 = fmaf(alpha, acc[mh][4 * i + 2 * h + 1], bias[i].y);
+        const float v0 = fmaf(alpha, acc[mh][64 * Q + 4 * i + 2 * h], bias[i].x);
+        const float v1 = fmaf(alpha, acc[mh][64 * Q + 4 * i + 2 * h + 1], bias[i].y);
         if (v0 < best_v[mh][h]) {
           best_v[mh][h] = v0;
           best_i[mh][h] = j;
@@ -227,11 +284,14 @@ __device__ __forceinline__ void FoldTile(const float (&acc)[H][64], const float2
   }
 }
 
-// Bias of this thread's 32 columns of the tile (see FoldTile).
-__device__ __forceinline__ void LoadBias(const float* cbias, int cbase, float2 (&bias)[16]) {
+// Bias of this thread's 32 columns of a 128-column group (see FoldTile);
+// +inf (the score of a padding column) when `valid` is false.
+__device__ __forceinline__ void LoadBias(const float* cbias, int cbase, float2 (&bias)[16],
+                                         bool valid = true) {
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    bias[i] = __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i));
+    bias[i] = valid ? __ldg(reinterpret_cast<const float2*>(cbias + cbase + 8 * i))
+                    : make_float2(INFINITY, INFINITY);
   }
 }
 
@@ -465,7 +525,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
         stage = 0;
         phase ^= 1;
       }
-      FoldTile(acc, bias, alpha, cbase, best_v, best_i);
+      FoldTile<0>(acc, bias, alpha, cbase, best_v, best_i);
     }
 
     // Rows of this point tile.
@@ -482,17 +542,22 @@ __global__ void __launch_bounds__(kWThreads, 1)
 }
 
 // Rows longer than 128 elements, fp16 / bf16 (ld a multiple of 64): a tile of
-// 256 points no longer fits beside the centroid ring (384 KiB at ld = 768),
-// so both operands stream along the row. A stage holds one 64-element chunk
-// of the 256 points (A, 32 KiB) and of 128 centroids (B, 16 KiB); ld / 64
-// stages make one 256 x 128 block of products. Both consumers read every
-// stage (no ping-pong: the argmin runs once per ld / 64 stages, a small share
-// of the time here), keep one stage's products in flight, and hand a stage
-// back when its products are done. The points are read once per centroid
-// tile, from L2.
+// points no longer fits beside the centroid ring (256 points of 768-element
+// fp16 rows are 384 KiB), so both operands stream along the row. A stage
+// holds one 64-element chunk of 128 points (A, 16 KiB) and of 256 centroids
+// (B, 32 KiB); ld / 64 stages make one 128 x 256 block of products, each
+// consumer warpgroup 64 of the points (m64n256, 128 accumulators a thread).
+// Both consumers take every stage (no ping-pong: the argmin runs once per
+// ld / 64 stages, a small share of the time here), keep one stage's products
+// in flight and hand a stage back when its products are done. A block reads
+// its points once per 256 centroids; 128-point tiles keep what all blocks
+// re-read (132 x 192 KiB at ld = 768) within L2, where 256-point tiles
+// (twice that) fell through to DRAM (ncu: 91% of DRAM bandwidth, 40% L2 hits).
 constexpr int kDStages = 4;
-constexpr int kDPointRows = 256;
-constexpr int kDStageBytes = kDPointRows * kChunkBytes + kBChunkBytes;  // 48 KiB
+constexpr int kDPointRows = 128;
+constexpr int kDCentRows = 256;
+constexpr int kDABytes = kDPointRows * kChunkBytes;             // 16 KiB
+constexpr int kDStageBytes = kDABytes + kDCentRows * kChunkBytes;  // 48 KiB
 constexpr int kDSmemBytes = kDStages * kDStageBytes + 2 * kDStages * 8 + 1024;
 
 template <Arith A>
@@ -508,7 +573,6 @@ __global__ void __launch_bounds__(kWThreads, 1)
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem + kDStages * kDStageBytes);
   const uint32_t full = Smem(bars);              // [kDStages]
   const uint32_t empty = Smem(bars + kDStages);  // [kDStages]
-  constexpr int kABytes = kDPointRows * kChunkBytes;
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -524,7 +588,9 @@ __global__ void __launch_bounds__(kWThreads, 1)
 
   const int tiles_per_problem = static_cast<int>((args.n + kDPointRows - 1) / kDPointRows);
   const int ptiles = tiles_per_problem * args.batch;
-  const int ctiles = args.kpad / kCentRows;
+  // The last tile may reach 128 rows past kpad: TMA fills them with zeros
+  // and their bias reads as +inf.
+  const int ctiles = (args.kpad + kDCentRows - 1) / kDCentRows;
   const int nk = static_cast<int>(args.ld / 64);  // chunks per row
 
   if (warp < 4) {  // ---- producer
@@ -541,7 +607,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
             MbarExpectTx(full + 8 * stage, kDStageBytes);
             const uint32_t dst = Smem(smem + stage * kDStageBytes);
             Tma3d(dst, &tmx, kc * 64, row0, b, full + 8 * stage);
-            Tma3d(dst + kABytes, &tmc, kc * 64, t * kCentRows, b, full + 8 * stage);
+            Tma3d(dst + kDABytes, &tmc, kc * 64, t * kDCentRows, b, full + 8 * stage);
             if (++stage == kDStages) {
               stage = 0;
               phase ^= 1;
@@ -555,10 +621,10 @@ __global__ void __launch_bounds__(kWThreads, 1)
 
   // ---- consumers
   asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int wg = (warp >> 2) - 1;  // 0 or 1: rows [128 wg, 128 wg + 128) of the tile
+  const int wg = (warp >> 2) - 1;  // 0 or 1: rows [64 wg, 64 wg + 64) of the tile
   const int wl = warp & 3;
   const float alpha = args.alpha;
-  float acc[2][64];
+  float acc[1][128];
   int stage = 0;
   uint32_t phase = 0;
   double wsum = 0.0;
@@ -567,32 +633,20 @@ __global__ void __launch_bounds__(kWThreads, 1)
     const int b = p / tiles_per_problem;
     const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * kDPointRows;
     const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
-    float best_v[2][2];
-    uint32_t best_i[2][2];
-#pragma unroll
-    for (int mh = 0; mh < 2; ++mh)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        best_v[mh][h] = FLT_MAX;
-        best_i[mh][h] = 0xffffffffu;
-      }
+    float best_v[1][2] = {{FLT_MAX, FLT_MAX}};
+    uint32_t best_i[1][2] = {{0xffffffffu, 0xffffffffu}};
     for (int t = 0; t < ctiles; ++t) {
       int prev = -1;  // stage whose products may still run
       for (int kc = 0; kc < nk; ++kc) {
         MbarWait(full + 8 * stage, phase);
-        const uint32_t a_base = Smem(smem + stage * kDStageBytes) + wg * 128 * kChunkBytes;
-        const uint32_t b_base = Smem(smem + stage * kDStageBytes) + kABytes;
+        const uint32_t a_base = Smem(smem + stage * kDStageBytes) + wg * 64 * kChunkBytes;
+        const uint32_t b_base = Smem(smem + stage * kDStageBytes) + kDABytes;
         FenceOperand(acc[0]);
-        FenceOperand(acc[1]);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
-          const uint64_t db = Desc(b_base + ks * 32);
-#pragma unroll
-          for (int mh = 0; mh < 2; ++mh) {
-            Wgmma<A>(acc[mh], Desc(a_base + mh * 64 * kChunkBytes + ks * 32), db,
-                     (kc > 0 || ks > 0) ? 1 : 0);
-          }
+          Wgmma256<A>(acc[0], Desc(a_base + ks * 32), Desc(b_base + ks * 32),
+                      (kc > 0 || ks > 0) ? 1 : 0);
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         if (prev >= 0) {  // the previous stage's products are done: hand it back
@@ -606,22 +660,23 @@ __global__ void __launch_bounds__(kWThreads, 1)
           phase ^= 1;
         }
       }
-      const int cbase = t * kCentRows + 2 * (lane & 3);
+      const int cbase = t * kDCentRows + 2 * (lane & 3);
       float2 bias[16];
       LoadBias(cbias, cbase, bias);
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
       FenceOperand(acc[0]);
-      FenceOperand(acc[1]);
       __syncwarp();
       if (lane == 0) MbarArrive(empty + 8 * prev);
-      FoldTile(acc, bias, alpha, cbase, best_v, best_i);
+      FoldTile<0>(acc, bias, alpha, cbase, best_v, best_i);
+      LoadBias(cbias, cbase + 128, bias, t * kDCentRows + 128 < args.kpad);
+      FoldTile<1>(acc, bias, alpha, cbase, best_v, best_i);
     }
     if (b != cur_b) {
       FlushObjective(args, cur_b, wsum, lane);
       wsum = 0.0;
       cur_b = b;
     }
-    WriteRows(args, b, row0 + wg * 128, wl, lane, best_v, best_i, wsum);
+    WriteRows(args, b, row0 + wg * 64, wl, lane, best_v, best_i, wsum);
   }
   FlushObjective(args, cur_b, wsum, lane);
 #endif  // QUIVER_WGMMA_OK
@@ -687,7 +742,7 @@ Status LaunchDStream(const AssignArgs& args, int sms, cudaStream_t stream) {
   CUtensorMap tmx, tmc;
   if (!MakeMap(&tmx, args.x, args.ld, 2, args.n, args.batch, kDPointRows) ||
       !MakeMap(&tmc, args.c, args.ld, 2, static_cast<size_t>(args.kpad), args.batch,
-               kCentRows)) {
+               kDCentRows)) {
     return Status::NotSupported("assign: tensor map encoding failed");
   }
   QUIVER_CUDA_RETURN(cudaFuncSetAttribute(wgmma_assign_dstream_kernel<A>,
