@@ -24,6 +24,7 @@
 #include <cfloat>
 #include <cstdint>
 
+#include "kernels/cuda/argmin.cuh"
 #include "kernels/cuda/cuda_util.h"
 #include "kernels/cuda/kmeans_kernels.cuh"
 
@@ -112,11 +113,6 @@ __device__ __forceinline__ void LoadTile(uint8_t* tile, const uint8_t* base,
     CpAsync16(SmemAddr(tile + r * kRowBytes + ((c ^ (r & 7)) << 4)), src,
               valid);
   }
-}
-
-__device__ __forceinline__ bool Better(float v, uint32_t i, float bv,
-                                       uint32_t bi) {
-  return v < bv || (v == bv && i < bi);
 }
 
 template <Arith A>
@@ -304,15 +300,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int h = 0; h < 2; ++h) {
       float v = best_v[mi][h];
       uint32_t i = best_i[mi][h];
-#pragma unroll
-      for (int off = 1; off <= 2; off <<= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-        const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
-        if (Better(ov, oi, v, i)) {
-          v = ov;
-          i = oi;
-        }
-      }
+      QuadArgmin(v, i);
       if ((lane & 3) == 0) {
         const int r = warp_m * 64 + mi * 16 + h * 8 + (lane >> 2);
         red_v[warp_n * kAssignTileM + r] = v;
@@ -358,12 +346,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         }
         const float t = acc0 + acc1;
         dist = args.metric == 0 ? t : args.metric == 1 ? -t : 1.f - t;
-      } else if (args.metric == 0) {
-        dist = fmaxf(args.xnorm[g] + v, 0.f);
-      } else if (args.metric == 1) {
-        dist = v;
       } else {
-        dist = 1.f + v;
+        dist = ScoreDistance(args, g, v);
       }
       args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
       if (args.dist != nullptr) args.dist[g] = dist;

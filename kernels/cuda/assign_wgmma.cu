@@ -41,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cuda/argmin.cuh"
 #include "kernels/cuda/cuda_util.h"
 #include "kernels/cuda/kmeans_kernels.cuh"
 
@@ -66,11 +67,6 @@ struct TileShape {
   static constexpr int kASlots = kTf32 ? 1 : 2;
   static constexpr int kAChunkBytes = kPointRows * kChunkBytes;
   static constexpr int kKSteps = NK * 4;
-  // When a consumer hands the tensor cores to the other: once its products
-  // are issued (TF32), or once they are done (16-bit: 2% faster per Lloyd
-  // iteration at the key shape on H100 in three device calls; TF32 was 2%
-  // slower that way).
-  static constexpr bool kHandOffAfterProducts = !kTf32;
   static constexpr int kStagesFit =
       (kSmemBudget - kASlots * NK * kAChunkBytes) / (NK * kBChunkBytes);
   static constexpr int kStages = kStagesFit > 6 ? 6 : kStagesFit;
@@ -80,15 +76,14 @@ struct TileShape {
   static_assert(kStages >= 2, "centroid ring needs two stages");
 };
 
-__device__ __forceinline__ uint32_t Smem(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define QUIVER_WGMMA_OK 1
 #endif
 
 #ifdef QUIVER_WGMMA_OK
+__device__ __forceinline__ uint32_t Smem(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
 __device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
 }
@@ -247,9 +242,6 @@ __device__ __forceinline__ void FenceOperand(float (&d)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-__device__ __forceinline__ bool Better(float v, uint32_t i, float bv, uint32_t bi) {
-  return v < bv || (v == bv && i < bi);
-}
 
 // Folds 128 columns of scores (bias + alpha * dot) into each row's running
 // (min, argmin): columns [128 Q, 128 Q + 128) of the accumulators. Layout of
@@ -317,26 +309,11 @@ __device__ __forceinline__ void WriteRows(const AssignArgs& args, int b, size_t 
     for (int h = 0; h < 2; ++h) {
       float v = best_v[mh][h];
       uint32_t i = best_i[mh][h];
-#pragma unroll
-      for (int off = 1; off <= 2; off <<= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-        const uint32_t oi = __shfl_xor_sync(0xffffffffu, i, off);
-        if (Better(ov, oi, v, i)) {
-          v = ov;
-          i = oi;
-        }
-      }
+      QuadArgmin(v, i);
       const size_t row = first_row + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
       if ((lane & 3) == 0 && row < args.n) {
         const size_t g = static_cast<size_t>(b) * args.n + row;
-        float dist;
-        if (args.metric == 0) {
-          dist = fmaxf(args.xnorm[g] + v, 0.f);
-        } else if (args.metric == 1) {
-          dist = v;
-        } else {
-          dist = 1.f + v;
-        }
+        const float dist = ScoreDistance(args, g, v);
         args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
         if (args.dist != nullptr) args.dist[g] = dist;
         wsum += dist;
@@ -353,6 +330,11 @@ __global__ void __launch_bounds__(kWThreads, 1)
 #ifdef QUIVER_WGMMA_OK
   using S = TileShape<A, NK>;
   constexpr int kStages = S::kStages;
+  // When a consumer hands the tensor cores to the other: once its products
+  // are issued (TF32), or once they are done (16-bit: 2% faster per Lloyd
+  // iteration at the key shape on H100 in three device calls; TF32 was 2%
+  // slower that way).
+  constexpr bool kHandOffAfterProducts = !S::kTf32;
   constexpr int kASlots = S::kASlots;
   constexpr int kHalves = S::kHalves;
   if (args.state != nullptr && args.state->stop) return;
@@ -507,13 +489,13 @@ __global__ void __launch_bounds__(kWThreads, 1)
         }
       }
       asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-      if (!S::kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
+      if (!kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
       // Bias of this thread's 32 columns while the products run.
       const int cbase = t * kCentRows + 2 * (lane & 3);
       float2 bias[16];
       LoadBias(cbias, cbase, bias);
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      if (S::kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
+      if (kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
 #pragma unroll
       for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
       __syncwarp();
