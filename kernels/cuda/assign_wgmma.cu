@@ -20,7 +20,8 @@
 //                computes its block of dot products per centroid tile, then
 //                folds it into its running (min, argmin). The two take turns
 //                at the tensor cores (named barriers, FA3-style ping-pong) so
-//                that one's argmin runs under the other's products.
+//                that one's argmin can run under the other's products (on
+//                the H100 it does so only in part: kernels/cuda/NOTES.md, v4).
 //
 // Tile shapes (TileShape below). fp16 / bf16: 256 points a tile, each
 // consumer two m64 halves (2 x 64 accumulators a thread), both operands read
