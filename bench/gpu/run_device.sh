@@ -154,10 +154,13 @@ v4)
   grep -E "Duration|Throughput|Pipe|Stall|Warp Cycles|Issue Slot|Bank|L2 Hit|Shared|Eligible|Issued Warp|No Eligible" "$OUT/ncu_assign_tf32.txt" | head -60
   ;;
 ooc)
-  # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident.
+  # 67M x 128 fp32 (34 GB) from pinned host memory, streamed vs resident (TF32), and streamed with
+  # fp16 products. Run with `key` (its --ceilings measures the pinned H2D bandwidth).
   $B --n 67108864 --k 8192 --d 128 --precision tf32 --input f32 --iters 3 --host --stream \
     --chunk 4194304 | tee -a "$OUT/quiver.jsonl"
   $B --n 67108864 --k 8192 --d 128 --precision tf32 --input f32 --iters 3 | tee -a "$OUT/quiver.jsonl"
+  $B --n 67108864 --k 8192 --d 128 --precision fp16 --input f32 --iters 3 --host --stream \
+    --chunk 4194304 | tee -a "$OUT/quiver.jsonl"
   ;;
 esac
 done
