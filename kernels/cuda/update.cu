@@ -126,9 +126,10 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
-// v3 reduce (rows of at most 32 chunks of 16 bytes): a group of L lanes owns
+// v3 reduce (rows whose bytes are a multiple of 16): a group of L lanes owns
 // one row (lane c of the group loads chunk c with one 16-byte load), so a
-// warp step covers 32 / L rows. Each warp walks a slice of kVecSlice items of
+// warp step covers 32 / L rows; rows longer than 32 chunks are summed 32
+// chunks at a time, one walk over the slice each. Each warp walks a slice of kVecSlice items of
 // the sorted order; (key, index) pairs come in by one coalesced load per 32
 // items (prefetched one chunk ahead) and go to the groups by shuffles; the
 // rows of kVecBatch steps are loaded before any is summed. Every group keeps
@@ -169,7 +170,7 @@ __global__ void __launch_bounds__(kReduceThreads)
                              const uint32_t* __restrict__ keys,
                              const uint32_t* __restrict__ idx, size_t items,
                              float* sums, int* counts, bool vec_atomics,
-                             const DeviceState* state) {
+                             int col_blocks, const DeviceState* state) {
   constexpr int G = 32 / L;            // rows per warp step
   constexpr int P = VecTraits<E>::kPerChunk;
   constexpr int kSteps = 32 / G;       // steps per 32 items
@@ -183,79 +184,83 @@ __global__ void __launch_bounds__(kReduceThreads)
   const size_t begin = warp_id * kVecSlice;
   if (begin >= items) return;
   const size_t end = min(items, begin + kVecSlice);
-  const size_t dim = static_cast<size_t>(c) * P;
-  const bool active = dim < d;
   const char* xb = static_cast<const char*>(x);
   const size_t row_bytes = ld * (E == Elem::kF32 ? 4 : 2);
-  const size_t col_bytes = dim * (E == Elem::kF32 ? 4 : 2);
+  // Rows longer than 32 chunks: the slice is walked once per block of 32
+  // chunks (L == 32 then); the counts are added on the first walk only.
+  for (int cb = 0; cb < col_blocks; ++cb) {
+    const size_t dim = static_cast<size_t>(cb * L + c) * P;
+    const bool active = dim < d;
+    const size_t col_bytes = dim * (E == Elem::kF32 ? 4 : 2);
 
-  float acc[P];
+    float acc[P];
 #pragma unroll
-  for (int e = 0; e < P; ++e) acc[e] = 0.f;
-  uint32_t cur = kNoKey;
-  int run = 0;
-  auto flush = [&]() {
-    if (active) {
-      float* s = sums + static_cast<size_t>(cur) * d + dim;
+    for (int e = 0; e < P; ++e) acc[e] = 0.f;
+    uint32_t cur = kNoKey;
+    int run = 0;
+    auto flush = [&]() {
+      if (active) {
+        float* s = sums + static_cast<size_t>(cur) * d + dim;
 #pragma unroll
-      for (int q = 0; q < P; q += 4) {
+        for (int q = 0; q < P; q += 4) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        if (vec_atomics && dim + q + 4 <= d) {
-          atomicAdd(reinterpret_cast<float4*>(s + q),
-                    make_float4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3]));
-        } else
+          if (vec_atomics && dim + q + 4 <= d) {
+            atomicAdd(reinterpret_cast<float4*>(s + q),
+                      make_float4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3]));
+          } else
 #endif
-        {
+          {
 #pragma unroll
-          for (int e = q; e < q + 4; ++e) {
-            if (dim + e < d) atomicAdd(s + e, acc[e]);
+            for (int e = q; e < q + 4; ++e) {
+              if (dim + e < d) atomicAdd(s + e, acc[e]);
+            }
           }
         }
       }
-    }
 #pragma unroll
-    for (int e = 0; e < P; ++e) acc[e] = 0.f;
-    if (c == 0) atomicAdd(counts + cur, run);
-    run = 0;
-  };
+      for (int e = 0; e < P; ++e) acc[e] = 0.f;
+      if (c == 0 && cb == 0) atomicAdd(counts + cur, run);
+      run = 0;
+    };
 
-  uint32_t nk = begin + lane < end ? keys[begin + lane] : kNoKey;
-  uint32_t ni = begin + lane < end ? idx[begin + lane] : 0u;
-  for (size_t base = begin; base < end; base += 32) {
-    const uint32_t my_key = nk, my_idx = ni;
-    const size_t nb = base + 32 + lane;
-    nk = kNoKey;  // past the slice: no row (never keep the last chunk's pair)
-    ni = 0u;
-    if (nb < end) { nk = keys[nb]; ni = idx[nb]; }
+    uint32_t nk = begin + lane < end ? keys[begin + lane] : kNoKey;
+    uint32_t ni = begin + lane < end ? idx[begin + lane] : 0u;
+    for (size_t base = begin; base < end; base += 32) {
+      const uint32_t my_key = nk, my_idx = ni;
+      const size_t nb = base + 32 + lane;
+      nk = kNoKey;  // past the slice: no row (never keep the last chunk's pair)
+      ni = 0u;
+      if (nb < end) { nk = keys[nb]; ni = idx[nb]; }
 #pragma unroll
-    for (int s0 = 0; s0 < kSteps; s0 += B) {
-      uint4 raw[B];
-      uint32_t kk[B];
+      for (int s0 = 0; s0 < kSteps; s0 += B) {
+        uint4 raw[B];
+        uint32_t kk[B];
 #pragma unroll
-      for (int s = 0; s < B; ++s) {
-        const int src = (s0 + s) * G + g;
-        kk[s] = __shfl_sync(0xffffffffu, my_key, src);
-        const uint32_t p = __shfl_sync(0xffffffffu, my_idx, src);
-        if (active && kk[s] != kNoKey) {
-          raw[s] = __ldg(reinterpret_cast<const uint4*>(
-              xb + static_cast<size_t>(p) * row_bytes + col_bytes));
-        } else {
-          raw[s] = make_uint4(0u, 0u, 0u, 0u);
+        for (int s = 0; s < B; ++s) {
+          const int src = (s0 + s) * G + g;
+          kk[s] = __shfl_sync(0xffffffffu, my_key, src);
+          const uint32_t p = __shfl_sync(0xffffffffu, my_idx, src);
+          if (active && kk[s] != kNoKey) {
+            raw[s] = __ldg(reinterpret_cast<const uint4*>(
+                xb + static_cast<size_t>(p) * row_bytes + col_bytes));
+          } else {
+            raw[s] = make_uint4(0u, 0u, 0u, 0u);
+          }
         }
-      }
 #pragma unroll
-      for (int s = 0; s < B; ++s) {
-        if (kk[s] == kNoKey) continue;
-        if (kk[s] != cur) {
-          if (run > 0) flush();
-          cur = kk[s];
+        for (int s = 0; s < B; ++s) {
+          if (kk[s] == kNoKey) continue;
+          if (kk[s] != cur) {
+            if (run > 0) flush();
+            cur = kk[s];
+          }
+          AddChunk<E>(raw[s], acc);
+          ++run;
         }
-        AddChunk<E>(raw[s], acc);
-        ++run;
       }
     }
+    if (run > 0) flush();
   }
-  if (run > 0) flush();
 }
 
 __global__ void cluster_stats_kernel(const int* counts, int k, int* donor,
@@ -572,22 +577,20 @@ Status SortByCluster(const uint32_t* labels, uint32_t* keys_out,
 }
 
 static bool VecReduceEnabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("QUIVER_REDUCE");
-    return env == nullptr || std::strcmp(env, "v1") != 0;
-  }();
-  return on;
+  const char* env = std::getenv("QUIVER_REDUCE");  // read per launch, as QUIVER_ASSIGN is
+  return env == nullptr || std::strcmp(env, "v1") != 0;
 }
 
 template <Elem E>
-static void LaunchVec(int lanes, unsigned blocks, const void* x, size_t ld, size_t d,
-               const uint32_t* keys, const uint32_t* idx, size_t items,
-               float* sums, int* counts, bool vec_atomics,
-               const DeviceState* state, cudaStream_t stream) {
+static void LaunchVec(int lanes, int col_blocks, unsigned blocks, const void* x, size_t ld,
+                      size_t d, const uint32_t* keys, const uint32_t* idx, size_t items,
+                      float* sums, int* counts, bool vec_atomics,
+                      const DeviceState* state, cudaStream_t stream) {
 #define QUIVER_VEC_CASE(L)                                                    \
   case L:                                                                     \
     reduce_sorted_vec_kernel<E, L><<<blocks, kReduceThreads, 0, stream>>>(    \
-        x, ld, d, keys, idx, items, sums, counts, vec_atomics, state);        \
+        x, ld, d, keys, idx, items, sums, counts, vec_atomics, col_blocks,    \
+        state);                                                               \
     break;
   switch (lanes) {
     QUIVER_VEC_CASE(4)
@@ -607,10 +610,11 @@ Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
   const size_t esize = elem == Elem::kF32 ? 4 : 2;
   const size_t per_chunk = 16 / esize;
   const size_t chunks = CeilDiv(d, per_chunk);
-  if (VecReduceEnabled() && chunks <= 32 && (ld * esize) % 16 == 0 &&
+  if (VecReduceEnabled() && (ld * esize) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(x) % 16 == 0) {
     int lanes = 4;
-    while (static_cast<size_t>(lanes) < chunks) lanes *= 2;
+    while (lanes < 32 && static_cast<size_t>(lanes) < chunks) lanes *= 2;
+    const int col_blocks = static_cast<int>(CeilDiv(chunks, static_cast<size_t>(lanes)));
     const size_t warps = CeilDiv(items, static_cast<size_t>(kVecSlice));
     const unsigned blocks =
         static_cast<unsigned>(CeilDiv(warps * 32, kReduceThreads));
@@ -618,15 +622,15 @@ Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
         d % 4 == 0 && reinterpret_cast<uintptr_t>(sums) % 16 == 0;
     switch (elem) {
       case Elem::kF32:
-        LaunchVec<Elem::kF32>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+        LaunchVec<Elem::kF32>(lanes, col_blocks, blocks, x, ld, d, keys_sorted, idx_sorted,
                               items, sums, counts, vec_atomics, state, stream);
         break;
       case Elem::kF16:
-        LaunchVec<Elem::kF16>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+        LaunchVec<Elem::kF16>(lanes, col_blocks, blocks, x, ld, d, keys_sorted, idx_sorted,
                               items, sums, counts, vec_atomics, state, stream);
         break;
       case Elem::kBf16:
-        LaunchVec<Elem::kBf16>(lanes, blocks, x, ld, d, keys_sorted, idx_sorted,
+        LaunchVec<Elem::kBf16>(lanes, col_blocks, blocks, x, ld, d, keys_sorted, idx_sorted,
                                items, sums, counts, vec_atomics, state, stream);
         break;
     }

@@ -5,9 +5,10 @@
 // empty clusters, several problems' keys), sorted on the host, reduced on
 // the GPU into sums / counts that already hold values (the kernel adds),
 // against a float64 host sum. Covers the 16-byte-per-lane path (fp16 / bf16
-// rows of 64 and 128, fp32 rows of 128, partial last chunks, d % 4 != 0)
-// and the fallback (rows over 32 chunks). Item counts that are not multiples
-// of 32 exercise the partial last chunk of a warp's slice.
+// rows of 64 and 128, fp32 rows of 128, partial last chunks, d % 4 != 0,
+// rows over 32 chunks, summed 32 chunks at a time) and the fallback kernel
+// (QUIVER_REDUCE=v1). Item counts that are not multiples of 32 exercise the
+// partial last chunk of a warp's slice.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -133,8 +135,14 @@ TEST(ReduceSorted, MatchesHostSums) {
   CheckReduce(Elem::kF16, 17, 16, 16, 3, seed++);        // fewer items than a warp step
   CheckReduce(Elem::kBf16, 4096, 24, 24, 2048, seed++);  // 4 lanes a row, many segments
   CheckReduce(Elem::kF32, 3001, 33, 36, 20, seed++);     // 9 chunks: 16 lanes, 7 idle
-  // Fallback kernel.
+  // Rows over 32 chunks: four walks of 32, 32, 32 and 2 chunks.
   CheckReduce(Elem::kF16, 3001, 784, 784, 20, seed++);   // 98 chunks a row
+  CheckReduce(Elem::kF32, 2003, 300, 300, 9, seed++);    // 75 chunks, d % 4 == 0
+  // Fallback kernel.
+  setenv("QUIVER_REDUCE", "v1", 1);
+  CheckReduce(Elem::kF16, 3001, 784, 784, 20, seed++);
+  CheckReduce(Elem::kF16, 7777, 100, 104, 33, seed++);
+  unsetenv("QUIVER_REDUCE");
 }
 
 }  // namespace
