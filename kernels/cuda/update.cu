@@ -129,12 +129,13 @@ __global__ void __launch_bounds__(kReduceThreads)
 // v3 reduce (rows whose bytes are a multiple of 16): a group of L lanes owns
 // one row (lane c of the group loads chunk c with one 16-byte load), so a
 // warp step covers 32 / L rows; rows longer than 32 chunks are summed 32
-// chunks at a time, one walk over the slice each. Each warp walks a slice of kVecSlice items of
-// the sorted order; (key, index) pairs come in by one coalesced load per 32
-// items (prefetched one chunk ahead) and go to the groups by shuffles; the
-// rows of kVecBatch steps are loaded before any is summed. Every group keeps
-// its own running sum (its rows are a sorted subsequence, so its segments are
-// contiguous) and flushes it with vector atomics where its key changes.
+// chunks at a time, one walk over the slice each. Each warp walks a slice
+// of kVecSlice items of the sorted order; (key, index) pairs come in by one
+// coalesced load per 32 items (prefetched one chunk ahead) and go to the
+// groups by shuffles; the rows of kVecBatch steps are loaded before any is
+// summed. Every group keeps its own running sum (its rows are a sorted
+// subsequence, so its segments are contiguous) and flushes it with vector
+// atomics where its key changes.
 constexpr int kVecSlice = 256;
 constexpr int kVecBatch = 8;
 constexpr uint32_t kNoKey = 0xffffffffu;
