@@ -270,16 +270,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int mi = 0; mi < 4; ++mi) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const float v0 = fmaf(alpha, acc[mi][ni][2 * h], bias.x);
-            const float v1 = fmaf(alpha, acc[mi][ni][2 * h + 1], bias.y);
-            if (v0 < best_v[mi][h]) {
-              best_v[mi][h] = v0;
-              best_i[mi][h] = j;
-            }
-            if (v1 < best_v[mi][h]) {
-              best_v[mi][h] = v1;
-              best_i[mi][h] = j + 1;
-            }
+            FoldPair(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], bias, alpha,
+                     static_cast<uint32_t>(j), best_v[mi][h], best_i[mi][h]);
             acc[mi][ni][2 * h] = 0.f;
             acc[mi][ni][2 * h + 1] = 0.f;
           }

@@ -118,6 +118,29 @@ __device__ __forceinline__ void NamedArrive(int id) {
   asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
 }
 
+// n (full, empty) mbarrier pairs, 8 bytes apart: full completes on the
+// producer's arrival plus its copies' bytes, empty on the 8 consumer warps'.
+__device__ __forceinline__ void InitSlots(uint32_t full, uint32_t empty, int n) {
+  for (int i = 0; i < n; ++i) {
+    MbarInit(full + 8 * i, 1);
+    MbarInit(empty + 8 * i, 8);
+  }
+}
+
+// A walk around a ring of N stages: the stage, and the parity of the phase
+// its full barrier is in (the empty one is a phase behind, for the producer).
+template <int N>
+struct Ring {
+  int stage = 0;
+  uint32_t phase = 0;
+  __device__ __forceinline__ void Advance() {
+    if (++stage == N) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+};
+
 // K-major operand, 128-byte swizzle: 8-row atoms of 1024 bytes (SBO).
 __device__ __forceinline__ uint64_t Desc(uint32_t addr) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
@@ -248,8 +271,7 @@ __device__ __forceinline__ void FenceOperand(float (&d)[N]) {
 // (min, argmin): columns [128 Q, 128 Q + 128) of the accumulators. Layout of
 // wgmma m64nN (fp32): acc[4i + 2h + e] is row (lane / 4) + 8h of the warp's
 // 16 rows of an m64 half, column cbase + 8i + e, where cbase = tile start +
-// 2 (lane % 4). Columns are visited in increasing order with a strict <, so
-// ties go to the smaller index. bias: this group's 16 column pairs.
+// 2 (lane % 4). bias: this group's 16 column pairs.
 template <int Q, int H, int N>
 __device__ __forceinline__ void FoldTile(const float (&acc)[H][N], const float2 (&bias)[16],
                                          float alpha, int cbase, float (&best_v)[H][2],
@@ -262,16 +284,8 @@ __device__ __forceinline__ void FoldTile(const float (&acc)[H][N], const float2 
     for (int mh = 0; mh < H; ++mh) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const float v0 = fmaf(alpha, acc[mh][64 * Q + 4 * i + 2 * h], bias[i].x);
-        const float v1 = fmaf(alpha, acc[mh][64 * Q + 4 * i + 2 * h + 1], bias[i].y);
-        if (v0 < best_v[mh][h]) {
-          best_v[mh][h] = v0;
-          best_i[mh][h] = j;
-        }
-        if (v1 < best_v[mh][h]) {
-          best_v[mh][h] = v1;
-          best_i[mh][h] = j + 1;
-        }
+        FoldPair(acc[mh][64 * Q + 4 * i + 2 * h], acc[mh][64 * Q + 4 * i + 2 * h + 1], bias[i],
+                 alpha, j, best_v[mh][h], best_i[mh][h]);
       }
     }
   }
@@ -354,14 +368,8 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int warp = tid >> 5;
   const int lane = tid & 31;
   if (tid == 0) {
-    for (int i = 0; i < kASlots; ++i) {
-      MbarInit(full_a + 8 * i, 1);
-      MbarInit(empty_a + 8 * i, 8);
-    }
-    for (int i = 0; i < kStages; ++i) {
-      MbarInit(full_b + 8 * i, 1);
-      MbarInit(empty_b + 8 * i, 8);
-    }
+    InitSlots(full_a, empty_a, kASlots);
+    InitSlots(full_b, empty_b, kStages);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -386,25 +394,21 @@ __global__ void __launch_bounds__(kWThreads, 1)
                 kc * S::kChunkElems, row0, b, full_a + 8 * slot);
         }
       };
-      int stage = 0;
-      uint32_t phase = 0;
+      Ring<kStages> ring;
       int lp = 0;
       if (static_cast<int>(blockIdx.x) < ptiles) load_points(blockIdx.x, 0);
       const int next_at = (ctiles < kStages ? ctiles : kStages) - 1;
       for (int p = blockIdx.x; p < ptiles; p += gridDim.x, ++lp) {
         const int b = p / tiles_per_problem;
         for (int t = 0; t < ctiles; ++t) {
-          MbarWait(empty_b + 8 * stage, phase ^ 1);
-          MbarExpectTx(full_b + 8 * stage, NK * kBChunkBytes);
+          MbarWait(empty_b + 8 * ring.stage, ring.phase ^ 1);
+          MbarExpectTx(full_b + 8 * ring.stage, NK * kBChunkBytes);
 #pragma unroll
           for (int kc = 0; kc < NK; ++kc) {
-            Tma3d(Smem(bbuf + (stage * NK + kc) * kBChunkBytes), &tmc, kc * S::kChunkElems,
-                  t * kCentRows, b, full_b + 8 * stage);
+            Tma3d(Smem(bbuf + (ring.stage * NK + kc) * kBChunkBytes), &tmc,
+                  kc * S::kChunkElems, t * kCentRows, b, full_b + 8 * ring.stage);
           }
-          if (++stage == kStages) {
-            stage = 0;
-            phase ^= 1;
-          }
+          ring.Advance();
           // The ring is full for this tile: request the next point tile.
           if (t == next_at && p + static_cast<int>(gridDim.x) < ptiles) {
             load_points(p + gridDim.x, lp + 1);
@@ -427,8 +431,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   // the wgmma A-register layout (rows g and g + 8 of the warp's 16, columns
   // t and t + 4 of each k8 step; g = lane / 4, t = lane % 4), rounded.
   uint32_t afrag[S::kTf32 ? S::kKSteps : 1][4];
-  int stage = 0;
-  uint32_t phase = 0;
+  Ring<kStages> ring;
   int lp = 0;
   double wsum = 0.0;  // this warp's objective share for problem cur_b
   int cur_b = -1;
@@ -468,8 +471,8 @@ __global__ void __launch_bounds__(kWThreads, 1)
     }
 
     for (int t = 0; t < ctiles; ++t) {
-      MbarWait(full_b + 8 * stage, phase);
-      const uint32_t b_base = Smem(bbuf + stage * NK * kBChunkBytes);
+      MbarWait(full_b + 8 * ring.stage, ring.phase);
+      const uint32_t b_base = Smem(bbuf + ring.stage * NK * kBChunkBytes);
       NamedSync(1 + wg);  // my turn at the tensor cores
 #pragma unroll
       for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
@@ -501,13 +504,10 @@ __global__ void __launch_bounds__(kWThreads, 1)
       for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
       __syncwarp();
       if (lane == 0) {
-        MbarArrive(empty_b + 8 * stage);
+        MbarArrive(empty_b + 8 * ring.stage);
         if (!S::kTf32 && t == ctiles - 1) MbarArrive(empty_a + 8 * slot);
       }
-      if (++stage == kStages) {
-        stage = 0;
-        phase ^= 1;
-      }
+      ring.Advance();
       FoldTile<0>(acc, bias, alpha, cbase, best_v, best_i);
     }
 
@@ -561,10 +561,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int warp = tid >> 5;
   const int lane = tid & 31;
   if (tid == 0) {
-    for (int i = 0; i < kDStages; ++i) {
-      MbarInit(full + 8 * i, 1);
-      MbarInit(empty + 8 * i, 8);
-    }
+    InitSlots(full, empty, kDStages);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -579,22 +576,18 @@ __global__ void __launch_bounds__(kWThreads, 1)
   if (warp < 4) {  // ---- producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (tid == 0) {
-      int stage = 0;
-      uint32_t phase = 0;
+      Ring<kDStages> ring;
       for (int p = blockIdx.x; p < ptiles; p += gridDim.x) {
         const int b = p / tiles_per_problem;
         const int row0 = (p - b * tiles_per_problem) * kDPointRows;
         for (int t = 0; t < ctiles; ++t) {
           for (int kc = 0; kc < nk; ++kc) {
-            MbarWait(empty + 8 * stage, phase ^ 1);
-            MbarExpectTx(full + 8 * stage, kDStageBytes);
-            const uint32_t dst = Smem(smem + stage * kDStageBytes);
-            Tma3d(dst, &tmx, kc * 64, row0, b, full + 8 * stage);
-            Tma3d(dst + kDABytes, &tmc, kc * 64, t * kDCentRows, b, full + 8 * stage);
-            if (++stage == kDStages) {
-              stage = 0;
-              phase ^= 1;
-            }
+            MbarWait(empty + 8 * ring.stage, ring.phase ^ 1);
+            MbarExpectTx(full + 8 * ring.stage, kDStageBytes);
+            const uint32_t dst = Smem(smem + ring.stage * kDStageBytes);
+            Tma3d(dst, &tmx, kc * 64, row0, b, full + 8 * ring.stage);
+            Tma3d(dst + kDABytes, &tmc, kc * 64, t * kDCentRows, b, full + 8 * ring.stage);
+            ring.Advance();
           }
         }
       }
@@ -608,8 +601,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int wl = warp & 3;
   const float alpha = args.alpha;
   float acc[1][128];
-  int stage = 0;
-  uint32_t phase = 0;
+  Ring<kDStages> ring;
   double wsum = 0.0;
   int cur_b = -1;
   for (int p = blockIdx.x; p < ptiles; p += gridDim.x) {
@@ -621,9 +613,9 @@ __global__ void __launch_bounds__(kWThreads, 1)
     for (int t = 0; t < ctiles; ++t) {
       int prev = -1;  // stage whose products may still run
       for (int kc = 0; kc < nk; ++kc) {
-        MbarWait(full + 8 * stage, phase);
-        const uint32_t a_base = Smem(smem + stage * kDStageBytes) + wg * 64 * kChunkBytes;
-        const uint32_t b_base = Smem(smem + stage * kDStageBytes) + kDABytes;
+        MbarWait(full + 8 * ring.stage, ring.phase);
+        const uint32_t a_base = Smem(smem + ring.stage * kDStageBytes) + wg * 64 * kChunkBytes;
+        const uint32_t b_base = Smem(smem + ring.stage * kDStageBytes) + kDABytes;
         FenceOperand(acc[0]);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
@@ -637,11 +629,8 @@ __global__ void __launch_bounds__(kWThreads, 1)
           __syncwarp();
           if (lane == 0) MbarArrive(empty + 8 * prev);
         }
-        prev = stage;
-        if (++stage == kDStages) {
-          stage = 0;
-          phase ^= 1;
-        }
+        prev = ring.stage;
+        ring.Advance();
       }
       const int cbase = t * kDCentRows + 2 * (lane & 3);
       float2 bias[16];
@@ -698,44 +687,41 @@ bool MakeMap(CUtensorMap* map, const void* base, size_t ld, int elem_bytes, size
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// Encodes the tensor maps of the points (boxes of point_rows rows) and of
+// the centroids (cent_rows rows) and launches `kernel` as a persistent grid:
+// one block per SM, or per point tile where there are fewer.
+template <typename Kernel>
+Status LaunchPersistent(Kernel kernel, const AssignArgs& args, int elem_bytes, int point_rows,
+                        int cent_rows, int smem_bytes, int sms, cudaStream_t stream) {
+  CUtensorMap tmx, tmc;
+  if (!MakeMap(&tmx, args.x, args.ld, elem_bytes, args.n, args.batch, point_rows) ||
+      !MakeMap(&tmc, args.c, args.ld, elem_bytes, static_cast<size_t>(args.kpad), args.batch,
+               cent_rows)) {
+    return Status::NotSupported("assign: tensor map encoding failed");
+  }
+  QUIVER_CUDA_RETURN(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(point_rows)) * args.batch;
+  const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
+  kernel<<<grid, kWThreads, smem_bytes, stream>>>(args, tmx, tmc);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  return Status::OK();
+}
+
 template <Arith A, int NK>
 Status LaunchW(const AssignArgs& args, int sms, cudaStream_t stream) {
   using S = TileShape<A, NK>;
   static_assert(NK * S::kChunkElems == 64 || NK * S::kChunkElems == 128,
                 "rows of 64 or 128 elements");
   static_assert(S::kKSteps * 32 == NK * kChunkBytes, "a k-step covers 32 bytes");
-  CUtensorMap tmx, tmc;
-  if (!MakeMap(&tmx, args.x, args.ld, S::kElemBytes, args.n, args.batch, S::kPointRows) ||
-      !MakeMap(&tmc, args.c, args.ld, S::kElemBytes, static_cast<size_t>(args.kpad),
-               args.batch, kCentRows)) {
-    return Status::NotSupported("assign: tensor map encoding failed");
-  }
-  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(wgmma_assign_kernel<A, NK>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          S::kSmemBytes));
-  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(S::kPointRows)) * args.batch;
-  const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
-  wgmma_assign_kernel<A, NK><<<grid, kWThreads, S::kSmemBytes, stream>>>(args, tmx, tmc);
-  QUIVER_CUDA_LAUNCH_CHECK();
-  return Status::OK();
+  return LaunchPersistent(wgmma_assign_kernel<A, NK>, args, S::kElemBytes, S::kPointRows,
+                          kCentRows, S::kSmemBytes, sms, stream);
 }
 
 template <Arith A>
 Status LaunchDStream(const AssignArgs& args, int sms, cudaStream_t stream) {
-  CUtensorMap tmx, tmc;
-  if (!MakeMap(&tmx, args.x, args.ld, 2, args.n, args.batch, kDPointRows) ||
-      !MakeMap(&tmc, args.c, args.ld, 2, static_cast<size_t>(args.kpad), args.batch,
-               kDCentRows)) {
-    return Status::NotSupported("assign: tensor map encoding failed");
-  }
-  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(wgmma_assign_dstream_kernel<A>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          kDSmemBytes));
-  const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(kDPointRows)) * args.batch;
-  const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
-  wgmma_assign_dstream_kernel<A><<<grid, kWThreads, kDSmemBytes, stream>>>(args, tmx, tmc);
-  QUIVER_CUDA_LAUNCH_CHECK();
-  return Status::OK();
+  return LaunchPersistent(wgmma_assign_dstream_kernel<A>, args, 2, kDPointRows, kDCentRows,
+                          kDSmemBytes, sms, stream);
 }
 
 }  // namespace
