@@ -145,7 +145,7 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
                                 dim_, want, labels.data(), dists.data());
       for (size_t t = 0; t < m; ++t) {
         const size_t slot = slot_of[offsets[p] + t];
-        Neighbor* dst = &candidates[cand_begin[slot]];
+        Neighbor* dst = candidates.data() + cand_begin[slot];
         const size_t room = cand_begin[slot + 1] - cand_begin[slot];
         size_t kept = 0;
         for (size_t j = 0; j < want && kept < room; ++j) {
@@ -163,7 +163,10 @@ void IvfIndex::SearchPartitionMajor(const IndexVersion& v, const float* queries,
     for (size_t q = r.begin(); q != r.end(); ++q) {
       kernels::TopKHeap<uint64_t> heap(k);
       for (size_t slot = q * nprobe; slot < (q + 1) * nprobe; ++slot) {
-        const Neighbor* c = &candidates[cand_begin[slot]];
+        // data() + offset, not &candidates[offset]: a slot with no room may
+        // sit at the end, or the whole vector be empty (every probed
+        // partition empty), where operator[] is undefined.
+        const Neighbor* c = candidates.data() + cand_begin[slot];
         for (size_t j = 0; j < filled[slot]; ++j) heap.Push(c[j].distance, c[j].id);
       }
       std::vector<kernels::TopKHeap<uint64_t>::Entry> best;
