@@ -55,13 +55,17 @@ __device__ __forceinline__ void QuadArgmin(float& v, uint32_t& i) {
   }
 }
 
-// Distance of point g to its winning centroid from the winning score
+// Distance of a point to its winning centroid from the winning score
 // (bias + alpha * dot): L2 ||x||^2 + score (clamped at 0), inner product the
-// score (-<x, c>), cosine 1 + score (1 - cos).
-__device__ __forceinline__ float ScoreDistance(const AssignArgs& args, size_t g, float v) {
-  if (args.metric == 0) return fmaxf(args.xnorm[g] + v, 0.f);
-  if (args.metric == 1) return v;
+// score (-<x, c>), cosine 1 + score (1 - cos). xnorm (||x||^2) is read for L2
+// only.
+__device__ __forceinline__ float ScoreDistance(int metric, float xnorm, float v) {
+  if (metric == 0) return fmaxf(xnorm + v, 0.f);
+  if (metric == 1) return v;
   return 1.f + v;
+}
+__device__ __forceinline__ float ScoreDistance(const AssignArgs& args, size_t g, float v) {
+  return ScoreDistance(args.metric, args.metric == 0 ? args.xnorm[g] : 0.f, v);
 }
 
 }  // namespace quiver::kernels::cuda

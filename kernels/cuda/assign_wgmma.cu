@@ -9,28 +9,30 @@
 // of 64 (wgmma_assign_dstream_kernel, below); any n, k, batch. Other shapes
 // and precisions (3xTF32) use assign.cu.
 //
-// Persistent grid, one block per SM, 384 threads:
+// Persistent grid, one block per SM:
 //   warpgroup 0  producer: one thread issues TMA loads. Per point tile: the
 //                tile (A operand, loaded once and kept while every centroid
 //                tile streams past), then the centroid tiles of 128 rows
 //                (B operand), kStages deep ring. Both arrive 128B-swizzled,
 //                as wgmma reads them. The next point tile is requested as
 //                soon as the ring has been filled for the current one.
-//   warpgroups 1, 2  consumers: each owns half of the point tile and
-//                computes its block of dot products per centroid tile, then
-//                folds it into its running (min, argmin). The two take turns
-//                at the tensor cores (named barriers, FA3-style ping-pong) so
-//                that one's argmin can run under the other's products (on
-//                the H100 it does so only in part: kernels/cuda/NOTES.md, v4).
+//   warpgroups 1 .. C  consumers: each owns one m64 slice of the point tile
+//                and computes its block of dot products per centroid tile,
+//                then folds it into its running (min, argmin). They take
+//                turns at the tensor cores, round robin (named barriers,
+//                FA3-style): a consumer issues its products and passes the
+//                turn at once, so the next one's products queue behind them
+//                while it waits for its own and runs its argmin. The argmin
+//                overlaps the products only in part (kernels/cuda/NOTES.md,
+//                v4 and v5).
 //
-// Tile shapes (TileShape below). fp16 / bf16: 256 points a tile, each
-// consumer two m64 halves (2 x 64 accumulators a thread), both operands read
-// by wgmma from shared memory (k16 steps), A double buffered. TF32 (fp32
-// rows, twice the bytes): 128 points a tile, one m64 half a consumer. Its A
-// goes from shared memory to registers once per tile, rounded there with
-// cvt.rna as v1 rounds it (wgmma reading fp32 from shared memory would
-// truncate, biasing every product the same way), and its buffer is handed
-// back at once, so one A buffer suffices. The centroid kernel copy is
+// Tile shapes (TileShape below). fp16 / bf16: three consumers, 192 points a
+// tile, both operands read by wgmma from shared memory (k16 steps), A double
+// buffered. TF32 (fp32 rows, twice the bytes): two consumers, 128 points a
+// tile. Its A goes from shared memory to registers once per tile, rounded
+// there with cvt.rna as v1 rounds it (wgmma reading fp32 from shared memory
+// would truncate, biasing every product the same way), and its buffer is
+// handed back at once, so one A buffer suffices. The centroid kernel copy is
 // already TF32-rounded by the update (update.cu), so B is read as stored.
 
 #include <cuda.h>
@@ -49,7 +51,6 @@
 namespace quiver::kernels::cuda {
 namespace {
 
-constexpr int kWThreads = 384;
 constexpr int kCentRows = 128;  // centroids per streamed tile (== kAssignTileN)
 constexpr int kChunkBytes = 128;  // a row is cut into 128-byte chunks (swizzle atom rows)
 constexpr int kBChunkBytes = kCentRows * kChunkBytes;  // 16 KiB
@@ -57,14 +58,21 @@ constexpr int kSmemBudget = 224 * 1024;  // of the 227 KiB a block may have
 static_assert(kCentRows == kAssignTileN, "centroid padding is per 128 rows");
 
 // NK = chunks per row (ld * element bytes / 128). Every wgmma k-step covers
-// 32 bytes of a row (k16 of fp16 / bf16, k8 of TF32): 4 steps a chunk.
+// 32 bytes of a row (k16 of fp16 / bf16, k8 of TF32): 4 steps a chunk. Each
+// consumer warpgroup owns one m64 slice of the point tile.
 template <Arith A, int NK>
 struct TileShape {
   static constexpr bool kTf32 = A == Arith::kTf32;
+  // Consumer warpgroups: three for 16-bit rows, so that two argmins run
+  // while the third's products do (on the H100 at the key shape 1-2% faster
+  // per Lloyd iteration than two consumers of two m64 slices each, in three
+  // device calls; kernels/cuda/NOTES.md, v5); two for TF32, whose A lives in
+  // registers (64 more a thread).
+  static constexpr int kConsumers = kTf32 ? 2 : 3;
+  static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kElemBytes = kTf32 ? 4 : 2;
   static constexpr int kChunkElems = kChunkBytes / kElemBytes;
-  static constexpr int kHalves = kTf32 ? 1 : 2;  // m64 halves per consumer
-  static constexpr int kPointRows = 2 * 64 * kHalves;
+  static constexpr int kPointRows = kConsumers * 64;
   static constexpr int kASlots = kTf32 ? 1 : 2;
   static constexpr int kAChunkBytes = kPointRows * kChunkBytes;
   static constexpr int kKSteps = NK * 4;
@@ -74,6 +82,16 @@ struct TileShape {
   static constexpr int kSmemBytes = kASlots * NK * kAChunkBytes +
                                     kStages * NK * kBChunkBytes +
                                     (2 * kASlots + 2 * kStages) * 8 + 1024;
+  // Registers: a block holds 64 Ki. At launch each thread gets an equal
+  // share (in whole warps of 256); the producer gives back all but 24 and
+  // the consumers take what that frees (setmaxnreg, multiples of 8).
+  static constexpr int kLaunchRegs = 65536 / (kThreads / 32) / 256 * 256 / 32;
+  static constexpr int kProducerRegs = 24;
+  static constexpr int kConsumerRegsFit =
+      (kLaunchRegs + (kLaunchRegs - kProducerRegs) / kConsumers) / 8 * 8;
+  static constexpr int kConsumerRegs = kConsumerRegsFit > 232 ? 232 : kConsumerRegsFit;
+  static_assert(128 * (kProducerRegs + kConsumers * kConsumerRegs) <= kThreads * kLaunchRegs,
+                "setmaxnreg hands out no more registers than the block was given");
   static_assert(kStages >= 2, "centroid ring needs two stages");
 };
 
@@ -119,11 +137,12 @@ __device__ __forceinline__ void NamedArrive(int id) {
 }
 
 // n (full, empty) mbarrier pairs, 8 bytes apart: full completes on the
-// producer's arrival plus its copies' bytes, empty on the 8 consumer warps'.
-__device__ __forceinline__ void InitSlots(uint32_t full, uint32_t empty, int n) {
+// producer's arrival plus its copies' bytes, empty on the consumer warps'.
+__device__ __forceinline__ void InitSlots(uint32_t full, uint32_t empty, int n,
+                                          int consumer_warps) {
   for (int i = 0; i < n; ++i) {
     MbarInit(full + 8 * i, 1);
-    MbarInit(empty + 8 * i, 8);
+    MbarInit(empty + 8 * i, consumer_warps);
   }
 }
 
@@ -145,6 +164,13 @@ struct Ring {
 __device__ __forceinline__ uint64_t Desc(uint32_t addr) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
          (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+// The descriptor of base + offset, from base's. The start address is the
+// low field (address >> 4, 14 bits); shared memory ends below 2^18 bytes, so
+// adding there never carries out of it. With offset a compile-time constant
+// this is one add per wgmma instead of Desc's mask, shift and or.
+__device__ __forceinline__ uint64_t DescAt(uint64_t base, uint32_t offset) {
+  return base + (offset >> 4);
 }
 
 #define QUIVER_WG_REGS                                                       \
@@ -270,23 +296,20 @@ __device__ __forceinline__ void FenceOperand(float (&d)[N]) {
 // Folds 128 columns of scores (bias + alpha * dot) into each row's running
 // (min, argmin): columns [128 Q, 128 Q + 128) of the accumulators. Layout of
 // wgmma m64nN (fp32): acc[4i + 2h + e] is row (lane / 4) + 8h of the warp's
-// 16 rows of an m64 half, column cbase + 8i + e, where cbase = tile start +
+// 16 rows of the m64 slice, column cbase + 8i + e, where cbase = tile start +
 // 2 (lane % 4). bias: this group's 16 column pairs.
-template <int Q, int H, int N>
-__device__ __forceinline__ void FoldTile(const float (&acc)[H][N], const float2 (&bias)[16],
-                                         float alpha, int cbase, float (&best_v)[H][2],
-                                         uint32_t (&best_i)[H][2]) {
+template <int Q, int N>
+__device__ __forceinline__ void FoldTile(const float (&acc)[N], const float2 (&bias)[16],
+                                         float alpha, int cbase, float (&best_v)[2],
+                                         uint32_t (&best_i)[2]) {
   static_assert(N >= 64 * (Q + 1), "column group inside the accumulators");
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
     const uint32_t j = static_cast<uint32_t>(cbase + 128 * Q + 8 * i);
 #pragma unroll
-    for (int mh = 0; mh < H; ++mh) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        FoldPair(acc[mh][64 * Q + 4 * i + 2 * h], acc[mh][64 * Q + 4 * i + 2 * h + 1], bias[i],
-                 alpha, j, best_v[mh][h], best_i[mh][h]);
-      }
+    for (int h = 0; h < 2; ++h) {
+      FoldPair(acc[64 * Q + 4 * i + 2 * h], acc[64 * Q + 4 * i + 2 * h + 1], bias[i], alpha, j,
+               best_v[h], best_i[h]);
     }
   }
 }
@@ -311,47 +334,59 @@ __device__ __forceinline__ void FlushObjective(const AssignArgs& args, int b, do
   if (lane == 0) atomicAdd(args.objective + b, wsum);
 }
 
+// This thread's rows of a warpgroup's m64 slice of a point tile: the wgmma
+// accumulator layout gives lane the rows (lane / 4) + 8 h, h = 0, 1, of its
+// warp's 16.
+__device__ __forceinline__ size_t TileRow(size_t first_row, int h, int wl, int lane) {
+  return first_row + wl * 16 + h * 8 + (lane >> 2);
+}
+
+// ||x||^2 of this thread's rows (L2; lanes that write a row only), loaded
+// when a point tile starts so that WriteRows does not wait for them.
+__device__ __forceinline__ void LoadRowNorms(const AssignArgs& args, int b, size_t first_row,
+                                             int wl, int lane, float (&xnorm)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const size_t row = TileRow(first_row, h, wl, lane);
+    xnorm[h] = (args.metric == 0 && (lane & 3) == 0 && row < args.n)
+                   ? __ldg(args.xnorm + static_cast<size_t>(b) * args.n + row)
+                   : 0.f;
+  }
+}
+
 // Rows of a finished point tile: reduces each row's (min, argmin) over the 4
 // lanes that share it, writes label and distance, adds the distance to wsum.
 // first_row: the warpgroup's first row of problem b.
-template <int H>
 __device__ __forceinline__ void WriteRows(const AssignArgs& args, int b, size_t first_row,
-                                          int wl, int lane, const float (&best_v)[H][2],
-                                          const uint32_t (&best_i)[H][2], double& wsum) {
+                                          int wl, int lane, const float (&xnorm)[2],
+                                          const float (&best_v)[2], const uint32_t (&best_i)[2],
+                                          double& wsum) {
 #pragma unroll
-  for (int mh = 0; mh < H; ++mh) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float v = best_v[mh][h];
-      uint32_t i = best_i[mh][h];
-      QuadArgmin(v, i);
-      const size_t row = first_row + mh * 64 + wl * 16 + h * 8 + (lane >> 2);
-      if ((lane & 3) == 0 && row < args.n) {
-        const size_t g = static_cast<size_t>(b) * args.n + row;
-        const float dist = ScoreDistance(args, g, v);
-        args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
-        if (args.dist != nullptr) args.dist[g] = dist;
-        wsum += dist;
-      }
+  for (int h = 0; h < 2; ++h) {
+    float v = best_v[h];
+    uint32_t i = best_i[h];
+    QuadArgmin(v, i);
+    const size_t row = TileRow(first_row, h, wl, lane);
+    if ((lane & 3) == 0 && row < args.n) {
+      const size_t g = static_cast<size_t>(b) * args.n + row;
+      const float dist = ScoreDistance(args.metric, xnorm[h], v);
+      args.labels[g] = static_cast<uint32_t>(b) * args.k + i;
+      if (args.dist != nullptr) args.dist[g] = dist;
+      wsum += dist;
     }
   }
 }
 #endif  // QUIVER_WGMMA_OK
 
 template <Arith A, int NK>
-__global__ void __launch_bounds__(kWThreads, 1)
+__global__ void __launch_bounds__(TileShape<A, NK>::kThreads, 1)
     wgmma_assign_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
                         const __grid_constant__ CUtensorMap tmc) {
 #ifdef QUIVER_WGMMA_OK
   using S = TileShape<A, NK>;
   constexpr int kStages = S::kStages;
-  // When a consumer hands the tensor cores to the other: once its products
-  // are issued (TF32), or once they are done (16-bit: 2% faster per Lloyd
-  // iteration at the key shape on H100 in three device calls; TF32 was 2%
-  // slower that way).
-  constexpr bool kHandOffAfterProducts = !S::kTf32;
+  constexpr int C = S::kConsumers;
   constexpr int kASlots = S::kASlots;
-  constexpr int kHalves = S::kHalves;
   if (args.state != nullptr && args.state->stop) return;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>(
@@ -368,8 +403,8 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int warp = tid >> 5;
   const int lane = tid & 31;
   if (tid == 0) {
-    InitSlots(full_a, empty_a, kASlots);
-    InitSlots(full_b, empty_b, kStages);
+    InitSlots(full_a, empty_a, kASlots, 4 * C);
+    InitSlots(full_b, empty_b, kStages, 4 * C);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -379,7 +414,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int ctiles = args.kpad / kCentRows;
 
   if (warp < 4) {  // ---- producer
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(S::kProducerRegs));
     if (tid == 0) {
       // Point tile p (the lp-th of this block) into A slot lp % kASlots.
       auto load_points = [&](int p, int lp) {
@@ -420,13 +455,16 @@ __global__ void __launch_bounds__(kWThreads, 1)
   }
 
   // ---- consumers
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int wg = (warp >> 2) - 1;  // 0 or 1
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(S::kConsumerRegs));
+  const int wg = (warp >> 2) - 1;  // 0 .. C - 1
   const int wl = warp & 3;         // warp within the warpgroup
   const float alpha = args.alpha;
-  if (wg == 1) NamedArrive(1);  // warpgroup 0 goes first
+  // Turns at the tensor cores go round the consumers: warpgroup w waits at
+  // named barrier 1 + w, which warpgroup w - 1 (mod C) arrives at.
+  const int next_turn = 1 + (wg + 1) % C;
+  if (wg == C - 1) NamedArrive(1);  // warpgroup 0 goes first
 
-  float acc[kHalves][64];
+  float acc[64];
   // TF32: this thread's share of its m64 x ld slice of the point tile, in
   // the wgmma A-register layout (rows g and g + 8 of the warp's 16, columns
   // t and t + 4 of each k8 step; g = lane / 4, t = lane % 4), rounded.
@@ -440,17 +478,13 @@ __global__ void __launch_bounds__(kWThreads, 1)
     const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * S::kPointRows;
     const int slot = lp % kASlots;
     const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
-    const int my_rows = wg * 64 * kHalves;  // first tile row of this warpgroup
+    const int my_rows = wg * 64;  // first tile row of this warpgroup
     const uint32_t a_base = Smem(abuf + slot * NK * S::kAChunkBytes) + my_rows * kChunkBytes;
-    float best_v[kHalves][2];
-    uint32_t best_i[kHalves][2];
-#pragma unroll
-    for (int mh = 0; mh < kHalves; ++mh)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        best_v[mh][h] = FLT_MAX;
-        best_i[mh][h] = 0xffffffffu;
-      }
+    float best_v[2] = {FLT_MAX, FLT_MAX};
+    uint32_t best_i[2] = {0xffffffffu, 0xffffffffu};
+    const uint64_t da0 = Desc(a_base);
+    float xnorm[2];  // this thread's rows' ||x||^2, for WriteRows
+    LoadRowNorms(args, b, row0 + my_rows, wl, lane, xnorm);
     MbarWait(full_a + 8 * slot, (lp / kASlots) & 1);
     if constexpr (S::kTf32) {
       const int r = wl * 16 + (lane >> 2);  // and r + 8: same r & 7
@@ -472,36 +506,29 @@ __global__ void __launch_bounds__(kWThreads, 1)
 
     for (int t = 0; t < ctiles; ++t) {
       MbarWait(full_b + 8 * ring.stage, ring.phase);
-      const uint32_t b_base = Smem(bbuf + ring.stage * NK * kBChunkBytes);
+      const uint64_t db0 = Desc(Smem(bbuf + ring.stage * NK * kBChunkBytes));
       NamedSync(1 + wg);  // my turn at the tensor cores
-#pragma unroll
-      for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
+      FenceOperand(acc);
       asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
       for (int ks = 0; ks < S::kKSteps; ++ks) {
         const uint32_t koff = (ks & 3) * 32;  // k-step inside the 128-byte row
-        const uint64_t db = Desc(b_base + (ks >> 2) * kBChunkBytes + koff);
+        const uint64_t db = DescAt(db0, (ks >> 2) * kBChunkBytes + koff);
         if constexpr (S::kTf32) {
-          WgmmaTf32(acc[0], afrag[ks], db, ks > 0 ? 1 : 0);
+          WgmmaTf32(acc, afrag[ks], db, ks > 0 ? 1 : 0);
         } else {
-#pragma unroll
-          for (int mh = 0; mh < kHalves; ++mh) {
-            const uint64_t da =
-                Desc(a_base + (ks >> 2) * S::kAChunkBytes + mh * 64 * kChunkBytes + koff);
-            Wgmma<A>(acc[mh], da, db, ks > 0 ? 1 : 0);
-          }
+          Wgmma<A>(acc, DescAt(da0, (ks >> 2) * S::kAChunkBytes + koff), db, ks > 0 ? 1 : 0);
         }
       }
       asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-      if (!kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
+      // The next warpgroup's turn: its products queue behind these.
+      NamedArrive(next_turn);
       // Bias of this thread's 32 columns while the products run.
       const int cbase = t * kCentRows + 2 * (lane & 3);
       float2 bias[16];
       LoadBias(cbias, cbase, bias);
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      if (kHandOffAfterProducts) NamedArrive(1 + (wg ^ 1));  // the other warpgroup's turn
-#pragma unroll
-      for (int mh = 0; mh < kHalves; ++mh) FenceOperand(acc[mh]);
+      FenceOperand(acc);
       __syncwarp();
       if (lane == 0) {
         MbarArrive(empty_b + 8 * ring.stage);
@@ -517,9 +544,9 @@ __global__ void __launch_bounds__(kWThreads, 1)
       wsum = 0.0;
       cur_b = b;
     }
-    WriteRows(args, b, row0 + my_rows, wl, lane, best_v, best_i, wsum);
+    WriteRows(args, b, row0 + my_rows, wl, lane, xnorm, best_v, best_i, wsum);
   }
-  if (wg == 0) NamedSync(1);  // matches warpgroup 1's last arrive
+  if (wg == 0) NamedSync(1);  // matches warpgroup C - 1's last arrive
   FlushObjective(args, cur_b, wsum, lane);
 #endif  // QUIVER_WGMMA_OK
 }
@@ -536,6 +563,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
 // its points once per 256 centroids; 128-point tiles keep what all blocks
 // re-read (132 x 192 KiB at ld = 768) within L2, where 256-point tiles
 // (twice that) fell through to DRAM (ncu: 91% of DRAM bandwidth, 40% L2 hits).
+constexpr int kDThreads = 384;  // a producer and two consumer warpgroups
 constexpr int kDStages = 4;
 constexpr int kDPointRows = 128;
 constexpr int kDCentRows = 256;
@@ -544,7 +572,7 @@ constexpr int kDStageBytes = kDABytes + kDCentRows * kChunkBytes;  // 48 KiB
 constexpr int kDSmemBytes = kDStages * kDStageBytes + 2 * kDStages * 8 + 1024;
 
 template <Arith A>
-__global__ void __launch_bounds__(kWThreads, 1)
+__global__ void __launch_bounds__(kDThreads, 1)
     wgmma_assign_dstream_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
                                 const __grid_constant__ CUtensorMap tmc) {
 #ifdef QUIVER_WGMMA_OK
@@ -561,7 +589,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int warp = tid >> 5;
   const int lane = tid & 31;
   if (tid == 0) {
-    InitSlots(full, empty, kDStages);
+    InitSlots(full, empty, kDStages, 8);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -600,7 +628,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
   const int wg = (warp >> 2) - 1;  // 0 or 1: rows [64 wg, 64 wg + 64) of the tile
   const int wl = warp & 3;
   const float alpha = args.alpha;
-  float acc[1][128];
+  float acc[128];
   Ring<kDStages> ring;
   double wsum = 0.0;
   int cur_b = -1;
@@ -608,19 +636,22 @@ __global__ void __launch_bounds__(kWThreads, 1)
     const int b = p / tiles_per_problem;
     const size_t row0 = static_cast<size_t>(p - b * tiles_per_problem) * kDPointRows;
     const float* cbias = args.cbias + static_cast<size_t>(b) * args.kpad;
-    float best_v[1][2] = {{FLT_MAX, FLT_MAX}};
-    uint32_t best_i[1][2] = {{0xffffffffu, 0xffffffffu}};
+    float best_v[2] = {FLT_MAX, FLT_MAX};
+    uint32_t best_i[2] = {0xffffffffu, 0xffffffffu};
+    float xnorm[2];
+    LoadRowNorms(args, b, row0 + wg * 64, wl, lane, xnorm);
     for (int t = 0; t < ctiles; ++t) {
       int prev = -1;  // stage whose products may still run
       for (int kc = 0; kc < nk; ++kc) {
         MbarWait(full + 8 * ring.stage, ring.phase);
-        const uint32_t a_base = Smem(smem + ring.stage * kDStageBytes) + wg * 64 * kChunkBytes;
-        const uint32_t b_base = Smem(smem + ring.stage * kDStageBytes) + kDABytes;
-        FenceOperand(acc[0]);
+        const uint64_t da0 =
+            Desc(Smem(smem + ring.stage * kDStageBytes) + wg * 64 * kChunkBytes);
+        const uint64_t db0 = Desc(Smem(smem + ring.stage * kDStageBytes) + kDABytes);
+        FenceOperand(acc);
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
-          Wgmma256<A>(acc[0], Desc(a_base + ks * 32), Desc(b_base + ks * 32),
+          Wgmma256<A>(acc, DescAt(da0, ks * 32), DescAt(db0, ks * 32),
                       (kc > 0 || ks > 0) ? 1 : 0);
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -636,7 +667,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
       float2 bias[16];
       LoadBias(cbias, cbase, bias);
       asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-      FenceOperand(acc[0]);
+      FenceOperand(acc);
       __syncwarp();
       if (lane == 0) MbarArrive(empty + 8 * prev);
       FoldTile<0>(acc, bias, alpha, cbase, best_v, best_i);
@@ -648,7 +679,7 @@ __global__ void __launch_bounds__(kWThreads, 1)
       wsum = 0.0;
       cur_b = b;
     }
-    WriteRows(args, b, row0 + wg * 64, wl, lane, best_v, best_i, wsum);
+    WriteRows(args, b, row0 + wg * 64, wl, lane, xnorm, best_v, best_i, wsum);
   }
   FlushObjective(args, cur_b, wsum, lane);
 #endif  // QUIVER_WGMMA_OK
@@ -692,7 +723,8 @@ bool MakeMap(CUtensorMap* map, const void* base, size_t ld, int elem_bytes, size
 // one block per SM, or per point tile where there are fewer.
 template <typename Kernel>
 Status LaunchPersistent(Kernel kernel, const AssignArgs& args, int elem_bytes, int point_rows,
-                        int cent_rows, int smem_bytes, int sms, cudaStream_t stream) {
+                        int cent_rows, int threads, int smem_bytes, int sms,
+                        cudaStream_t stream) {
   CUtensorMap tmx, tmc;
   if (!MakeMap(&tmx, args.x, args.ld, elem_bytes, args.n, args.batch, point_rows) ||
       !MakeMap(&tmc, args.c, args.ld, elem_bytes, static_cast<size_t>(args.kpad), args.batch,
@@ -703,7 +735,7 @@ Status LaunchPersistent(Kernel kernel, const AssignArgs& args, int elem_bytes, i
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
   const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(point_rows)) * args.batch;
   const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
-  kernel<<<grid, kWThreads, smem_bytes, stream>>>(args, tmx, tmc);
+  kernel<<<grid, threads, smem_bytes, stream>>>(args, tmx, tmc);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
 }
@@ -715,13 +747,13 @@ Status LaunchW(const AssignArgs& args, int sms, cudaStream_t stream) {
                 "rows of 64 or 128 elements");
   static_assert(S::kKSteps * 32 == NK * kChunkBytes, "a k-step covers 32 bytes");
   return LaunchPersistent(wgmma_assign_kernel<A, NK>, args, S::kElemBytes, S::kPointRows,
-                          kCentRows, S::kSmemBytes, sms, stream);
+                          kCentRows, S::kThreads, S::kSmemBytes, sms, stream);
 }
 
 template <Arith A>
 Status LaunchDStream(const AssignArgs& args, int sms, cudaStream_t stream) {
   return LaunchPersistent(wgmma_assign_dstream_kernel<A>, args, 2, kDPointRows, kDCentRows,
-                          kDSmemBytes, sms, stream);
+                          kDThreads, kDSmemBytes, sms, stream);
 }
 
 }  // namespace
@@ -759,8 +791,8 @@ Status LaunchWgmmaAssign(Arith arith, const AssignArgs& args, cudaStream_t strea
   }
   switch (arith) {
     case Arith::kF16:
-      return wide ? LaunchW<Arith::kF16, 2>(args, sms, stream)
-                  : LaunchW<Arith::kF16, 1>(args, sms, stream);
+      if (wide) return LaunchW<Arith::kF16, 2>(args, sms, stream);
+      return LaunchW<Arith::kF16, 1>(args, sms, stream);
     case Arith::kBf16:
       return wide ? LaunchW<Arith::kBf16, 2>(args, sms, stream)
                   : LaunchW<Arith::kBf16, 1>(args, sms, stream);
