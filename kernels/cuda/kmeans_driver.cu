@@ -223,7 +223,7 @@ class Run {
   DeviceBuffer<int> counts_, donor_, empties_, nonfinite_;
   DeviceBuffer<double> objective_;
   DeviceBuffer<cuda::DeviceState> state_;
-  DeviceBuffer<uint32_t> labels_, iota_;
+  DeviceBuffer<uint32_t> labels_;
   // Resident points (unless used in place).
   DeviceBuffer<uint8_t> x_res_;
   DeviceBuffer<float> xnorm_res_;
@@ -288,9 +288,6 @@ Status Run::Allocate() {
                                : std::max<size_t>(4096, (size_t{256} << 20) / (d_ * in_b_));
   }
   chunk_ = std::min(chunk_, rows_);
-  const size_t sorted_items = streamed_ ? chunk_ : rows_;
-  QUIVER_RETURN_IF_ERROR(iota_.Allocate(sorted_items));
-  QUIVER_RETURN_IF_ERROR(cuda::LaunchIota(iota_.get(), sorted_items, s));
 
   const int nslots = streamed_ ? 2 : 1;
   for (int i = 0; i < nslots; ++i) {
@@ -483,7 +480,7 @@ Status Run::EnqueueChunk(Slot& sl, size_t off, size_t rows, double* obj) {
                          o_.metric, sl.xnorm.get(), labels_.get() + off, obj, state_.get()),
       s));
   QUIVER_RETURN_IF_ERROR(cuda::SortByCluster(labels_.get() + off, sl.keys_sorted.get(),
-                                             iota_.get(), sl.idx_sorted.get(), rows,
+                                             sl.idx_sorted.get(), rows,
                                              key_bits_, sl.sort_temp.get(),
                                              sl.sort_temp.size(), s));
   return cuda::LaunchReduceSorted(sl.x.get(), xe_, ld_, d_, sl.keys_sorted.get(),
@@ -503,7 +500,7 @@ Status Run::EnqueueLocal(int it) {
     a.dist = dist_.get();
     QUIVER_RETURN_IF_ERROR(cuda::LaunchAssign(arith_, a, s));
     QUIVER_RETURN_IF_ERROR(cuda::SortByCluster(labels_.get(), sl.keys_sorted.get(),
-                                               iota_.get(), sl.idx_sorted.get(), rows_,
+                                               sl.idx_sorted.get(), rows_,
                                                key_bits_, sl.sort_temp.get(),
                                                sl.sort_temp.size(), s));
     QUIVER_RETURN_IF_ERROR(cuda::LaunchReduceSorted(

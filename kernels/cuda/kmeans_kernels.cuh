@@ -87,14 +87,14 @@ Status LaunchConvertRows(const void* src, Elem src_elem, size_t src_ld,
                          int* nonfinite, cudaStream_t stream);
 
 // ---- update.cu ----------------------------------------------------------
-// out[i] = i for i < n.
-Status LaunchIota(uint32_t* out, size_t n, cudaStream_t stream);
-// Bytes of temporary storage SortByCluster needs for `items` pairs.
+// Bytes of temporary storage SortByCluster needs for `items` pairs whose
+// labels are below 2^key_bits.
 Status SortTempBytes(size_t items, int key_bits, size_t* bytes);
-// Sorts (labels[i], i) by label into keys_out / idx_out (idx_in holds 0..n-1).
-Status SortByCluster(const uint32_t* labels, uint32_t* keys_out,
-                     const uint32_t* idx_in, uint32_t* idx_out, size_t items,
-                     int key_bits, void* temp, size_t temp_bytes,
+// Sorts the pairs (labels[i], i), i < items, by label into keys_out /
+// idx_out: each label's pairs end up contiguous, in ascending label order.
+// The order of the pairs within one label is not fixed.
+Status SortByCluster(const uint32_t* labels, uint32_t* keys_out, uint32_t* idx_out,
+                     size_t items, int key_bits, void* temp, size_t temp_bytes,
                      cudaStream_t stream);
 // Adds every point to sums[key * d ...] and counts[key], walking the sorted
 // order so that each warp flushes once per cluster it meets (no per-point

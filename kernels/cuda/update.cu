@@ -1,16 +1,20 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
 // Sort-based centroid update. The (cluster, point) pairs are sorted by
-// cluster with CUB's radix sort (only the bits k needs), so each cluster's
-// points form one contiguous segment. Warps then walk fixed-size slices of
-// the sorted order, summing rows in registers and flushing a partial sum
-// with atomics only where a slice crosses a segment boundary: a hot cluster
-// costs no contention, and the work per warp is the same whatever the
-// cluster sizes. Then each centroid is its segment's mean; an empty
-// cluster is re-seeded from its problem's fullest cluster, perturbed
-// (FAISS's split). Also: the device-side convergence test.
+// cluster, so each cluster's points form one contiguous segment: a counting
+// sort where the key space is small (the common case: one pass to count
+// each tile's clusters, a scan, one pass to place; see SortByCluster below),
+// CUB's radix sort (only the bits k needs) where it is not. Warps then walk
+// fixed-size slices of the sorted order, summing rows in registers and
+// flushing a partial sum with atomics only where a slice crosses a segment
+// boundary: a hot cluster costs no contention, and the work per warp is the
+// same whatever the cluster sizes. Then each centroid is its segment's
+// mean; an empty cluster is re-seeded from its problem's fullest cluster,
+// perturbed (FAISS's split). Also: the device-side convergence test.
 
+#include <cub/block/block_scan.cuh>
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include <cfloat>
 #include <climits>
@@ -542,38 +546,172 @@ __global__ void check_convergence_kernel(const double* objective, int it,
   }
 }
 
+// ---- SortByCluster
+// Key spaces of up to 2^kBucketMaxBits labels: a counting sort in two passes
+// over tiles of kBucketTile labels. Pass 1 counts each tile's labels in
+// shared memory and writes the counts to column `tile` of a labels x tiles
+// matrix; an exclusive scan of the matrix (label-major) gives every (label,
+// tile) its first slot. Pass 2 orders each tile by label in shared memory
+// (its own counts, scanned, and a cursor per label), then writes the
+// ordered tile out: a label's pairs from one tile go to consecutive slots,
+// so the writes come in runs rather than one scattered word per pair. Only
+// shared-memory atomics: a hot label costs no global contention. Larger key
+// spaces use CUB's device radix sort.
+constexpr int kBucketThreads = 512;
+constexpr int kBucketItems = 16;  // per thread, all loaded before any is used
+constexpr int kBucketTile = kBucketThreads * kBucketItems;
+constexpr int kBucketMaxBits = 12;  // 4,096 labels
+constexpr int kBucketKeysPerThread = (1 << kBucketMaxBits) / kBucketThreads;
+constexpr size_t kBucketPlaceSmem = size_t{kBucketTile} * 8 + (size_t{2} << kBucketMaxBits) * 4;
+
+// The labels of this block's tile, item j of thread t at tile offset
+// j * kBucketThreads + t (coalesced); past `items`, kNoKey.
+__device__ __forceinline__ void LoadTile(const uint32_t* labels, size_t items,
+                                         uint32_t (&key)[kBucketItems]) {
+  const size_t begin = static_cast<size_t>(blockIdx.x) * kBucketTile + threadIdx.x;
+#pragma unroll
+  for (int j = 0; j < kBucketItems; ++j) {
+    const size_t i = begin + static_cast<size_t>(j) * kBucketThreads;
+    key[j] = i < items ? __ldg(labels + i) : kNoKey;
+  }
+}
+
+__global__ void __launch_bounds__(kBucketThreads)
+    bucket_count_kernel(const uint32_t* labels, size_t items, uint32_t nkeys, uint32_t* matrix) {
+  __shared__ uint32_t hist[1 << kBucketMaxBits];
+  uint32_t key[kBucketItems];
+  LoadTile(labels, items, key);
+  for (uint32_t k = threadIdx.x; k < nkeys; k += kBucketThreads) hist[k] = 0;
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kBucketItems; ++j) {
+    if (key[j] != kNoKey) atomicAdd(hist + key[j], 1u);
+  }
+  __syncthreads();
+  for (uint32_t k = threadIdx.x; k < nkeys; k += kBucketThreads) {
+    matrix[static_cast<size_t>(k) * gridDim.x + blockIdx.x] = hist[k];
+  }
+}
+
+__global__ void __launch_bounds__(kBucketThreads)
+    bucket_place_kernel(const uint32_t* labels, size_t items, uint32_t nkeys,
+                        const uint32_t* counts, const uint32_t* first_slot, uint32_t* keys_out,
+                        uint32_t* idx_out) {
+  using BlockScan = cub::BlockScan<uint32_t, kBucketThreads>;
+  __shared__ typename BlockScan::TempStorage scan;
+  extern __shared__ uint32_t smem[];
+  uint32_t* stage_key = smem;                             // [kBucketTile]
+  uint32_t* stage_idx = stage_key + kBucketTile;          // [kBucketTile]
+  uint32_t* tile_start = stage_idx + kBucketTile;         // [nkeys]: first place in the tile
+  uint32_t* cursor = tile_start + (1 << kBucketMaxBits);  // [nkeys]
+  uint32_t key[kBucketItems];
+  LoadTile(labels, items, key);
+  // Thread t scans labels [t * per, t * per + per), zero past nkeys.
+  uint32_t c[kBucketKeysPerThread];
+#pragma unroll
+  for (int q = 0; q < kBucketKeysPerThread; ++q) {
+    const uint32_t k = threadIdx.x * kBucketKeysPerThread + q;
+    c[q] = k < nkeys ? counts[static_cast<size_t>(k) * gridDim.x + blockIdx.x] : 0u;
+  }
+  BlockScan(scan).ExclusiveSum(c, c);
+#pragma unroll
+  for (int q = 0; q < kBucketKeysPerThread; ++q) {
+    const uint32_t k = threadIdx.x * kBucketKeysPerThread + q;
+    if (k < nkeys) tile_start[k] = cursor[k] = c[q];
+  }
+  __syncthreads();
+  const uint32_t begin = static_cast<uint32_t>(blockIdx.x) * kBucketTile + threadIdx.x;
+#pragma unroll
+  for (int j = 0; j < kBucketItems; ++j) {
+    if (key[j] == kNoKey) continue;
+    const uint32_t at = atomicAdd(cursor + key[j], 1u);
+    stage_key[at] = key[j];
+    stage_idx[at] = begin + static_cast<uint32_t>(j) * kBucketThreads;
+  }
+  __syncthreads();
+  const size_t begin_item = static_cast<size_t>(blockIdx.x) * kBucketTile;
+  const uint32_t in_tile =
+      static_cast<uint32_t>(items - begin_item < kBucketTile ? items - begin_item : kBucketTile);
+  for (uint32_t at = threadIdx.x; at < in_tile; at += kBucketThreads) {
+    const uint32_t k = stage_key[at];
+    const uint32_t slot =
+        __ldg(first_slot + static_cast<size_t>(k) * gridDim.x + blockIdx.x) + at - tile_start[k];
+    keys_out[slot] = k;
+    idx_out[slot] = stage_idx[at];
+  }
+}
+
 __global__ void iota_kernel(uint32_t* out, size_t n) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = static_cast<uint32_t>(i);
 }
 
+// Temporary storage of the two ways, laid out from `temp`:
+//   counting sort: counts [nkeys x tiles], first slots [same], scan storage;
+//   radix sort:    point indices [items], sort storage.
+size_t MatrixEntries(size_t items, int key_bits) {
+  return (size_t{1} << key_bits) * CeilDiv(items, size_t{kBucketTile});
+}
+
 }  // namespace
 
-Status LaunchIota(uint32_t* out, size_t n, cudaStream_t stream) {
-  if (n == 0) return Status::OK();
-  iota_kernel<<<static_cast<unsigned>(CeilDiv(n, 256)), 256, 0, stream>>>(out, n);
-  QUIVER_CUDA_LAUNCH_CHECK();
-  return Status::OK();
-}
-
 Status SortTempBytes(size_t items, int key_bits, size_t* bytes) {
-  *bytes = 0;
-  QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
-      nullptr, *bytes, static_cast<const uint32_t*>(nullptr),
-      static_cast<uint32_t*>(nullptr), static_cast<const uint32_t*>(nullptr),
-      static_cast<uint32_t*>(nullptr), static_cast<int64_t>(items), 0,
-      key_bits));
+  if (key_bits < 1 || key_bits > 31) return Status::InvalidArgument("sort: key bits out of range");
+  if (key_bits <= kBucketMaxBits) {
+    const size_t entries = MatrixEntries(items, key_bits);
+    size_t scan = 0;
+    QUIVER_CUDA_RETURN(cub::DeviceScan::ExclusiveSum(
+        nullptr, scan, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+        static_cast<int64_t>(entries)));
+    *bytes = 2 * entries * 4 + scan;
+  } else {
+    size_t sort = 0;
+    QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
+        nullptr, sort, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+        static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+        static_cast<int64_t>(items), 0, key_bits));
+    *bytes = RoundUp(items * 4, size_t{256}) + sort;
+  }
   return Status::OK();
 }
 
-Status SortByCluster(const uint32_t* labels, uint32_t* keys_out,
-                     const uint32_t* idx_in, uint32_t* idx_out, size_t items,
-                     int key_bits, void* temp, size_t temp_bytes,
+Status SortByCluster(const uint32_t* labels, uint32_t* keys_out, uint32_t* idx_out,
+                     size_t items, int key_bits, void* temp, size_t temp_bytes,
                      cudaStream_t stream) {
   if (items == 0) return Status::OK();
-  QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
-      temp, temp_bytes, labels, keys_out, idx_in, idx_out,
-      static_cast<int64_t>(items), 0, key_bits, stream));
+  if (items > (size_t{1} << 32)) return Status::InvalidArgument("sort: more than 2^32 items");
+  size_t need = 0;
+  QUIVER_RETURN_IF_ERROR(SortTempBytes(items, key_bits, &need));
+  if (temp_bytes < need) return Status::InvalidArgument("sort: temporary storage too small");
+  uint32_t* t32 = static_cast<uint32_t*>(temp);
+  if (key_bits > kBucketMaxBits) {
+    const size_t skip = RoundUp(items * 4, size_t{256});
+    iota_kernel<<<static_cast<unsigned>(CeilDiv(items, size_t{256})), 256, 0, stream>>>(t32,
+                                                                                       items);
+    QUIVER_CUDA_LAUNCH_CHECK();
+    size_t sort_bytes = temp_bytes - skip;
+    QUIVER_CUDA_RETURN(cub::DeviceRadixSort::SortPairs(
+        static_cast<uint8_t*>(temp) + skip, sort_bytes, labels, keys_out, t32, idx_out,
+        static_cast<int64_t>(items), 0, key_bits, stream));
+    return Status::OK();
+  }
+  const uint32_t nkeys = 1u << key_bits;
+  const size_t entries = MatrixEntries(items, key_bits);
+  uint32_t* matrix = t32;
+  uint32_t* first_slot = t32 + entries;
+  size_t scan_bytes = temp_bytes - 2 * entries * 4;
+  const unsigned blocks = static_cast<unsigned>(CeilDiv(items, size_t{kBucketTile}));
+  bucket_count_kernel<<<blocks, kBucketThreads, 0, stream>>>(labels, items, nkeys, matrix);
+  QUIVER_CUDA_LAUNCH_CHECK();
+  QUIVER_CUDA_RETURN(cub::DeviceScan::ExclusiveSum(first_slot + entries, scan_bytes, matrix,
+                                                   first_slot, static_cast<int64_t>(entries),
+                                                   stream));
+  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(bucket_place_kernel,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(kBucketPlaceSmem)));
+  bucket_place_kernel<<<blocks, kBucketThreads, kBucketPlaceSmem, stream>>>(
+      labels, items, nkeys, matrix, first_slot, keys_out, idx_out);
+  QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();
 }
 
