@@ -6,7 +6,8 @@ PyTorch Lloyd step (GEMM + argmin + index_add), Flash-KMeans and flashlib
 one JSON line per measurement (also appended to --out).
 
 ms/iter = (T(1 + iters) - T(1)) / iters for each peer, so that per-call setup
-(norms, allocation) is excluded, after a warm-up call that compiles.
+(norms, allocation) is excluded, after a warm-up call that compiles; each T is
+the fastest of --reps timings.
 
   python3 kmeans_peers.py --peers .device --data-dir /tmp/km --out peers.jsonl \
       --shape 1048576,1024,128 --precision fp16 [--write-only] [--ceilings]
@@ -22,6 +23,7 @@ p.add_argument("--out", default="peers.jsonl")
 p.add_argument("--shape", action="append", default=[], help="N,K,D[,B]")
 p.add_argument("--precision", action="append", default=[], help="tf32 | fp16")
 p.add_argument("--iters", type=int, default=10)
+p.add_argument("--reps", type=int, default=3, help="timings of each call length; the fastest counts")
 p.add_argument("--impl", action="append", default=[], help="torch | flash-kmeans | flashlib")
 p.add_argument("--write-only", action="store_true")
 p.add_argument("--ceilings", action="store_true")
@@ -150,8 +152,8 @@ for shape in a.shape:
             try:
                 run = run_peer(impl, x, K, c0, a.iters)
                 rec["first_call_s"] = timed(lambda: run(1))
-                t1 = min(timed(lambda: run(1)) for _ in range(2))
-                tn = min(timed(lambda: run(1 + a.iters)) for _ in range(2))
+                t1 = min(timed(lambda: run(1)) for _ in range(a.reps))
+                tn = min(timed(lambda: run(1 + a.iters)) for _ in range(a.reps))
                 ms = (tn - t1) / a.iters * 1e3
                 rec["ms_per_iter"] = ms
                 rec["tflops"] = 2.0 * B * N * K * D / (ms * 1e-3) / 1e12
