@@ -560,9 +560,10 @@ __global__ void check_convergence_kernel(const double* objective, int it,
 constexpr int kBucketThreads = 512;
 constexpr int kBucketItems = 16;  // per thread, all loaded before any is used
 constexpr int kBucketTile = kBucketThreads * kBucketItems;
-constexpr int kBucketMaxBits = 12;  // 4,096 labels
+constexpr int kBucketMaxBits = 13;  // 8,192 labels
 constexpr int kBucketKeysPerThread = (1 << kBucketMaxBits) / kBucketThreads;
-constexpr size_t kBucketPlaceSmem = size_t{kBucketTile} * 8 + (size_t{2} << kBucketMaxBits) * 4;
+// Shared memory of pass 2: the staged tile, then two counters per label.
+size_t BucketPlaceSmem(uint32_t nkeys) { return size_t{kBucketTile} * 8 + size_t{nkeys} * 8; }
 
 // The labels of this block's tile, item j of thread t at tile offset
 // j * kBucketThreads + t (coalesced); past `items`, kNoKey.
@@ -603,7 +604,7 @@ __global__ void __launch_bounds__(kBucketThreads)
   uint32_t* stage_key = smem;                             // [kBucketTile]
   uint32_t* stage_idx = stage_key + kBucketTile;          // [kBucketTile]
   uint32_t* tile_start = stage_idx + kBucketTile;         // [nkeys]: first place in the tile
-  uint32_t* cursor = tile_start + (1 << kBucketMaxBits);  // [nkeys]
+  uint32_t* cursor = tile_start + nkeys;                  // [nkeys]
   uint32_t key[kBucketItems];
   LoadTile(labels, items, key);
   // Thread t scans labels [t * per, t * per + per), zero past nkeys.
@@ -706,10 +707,10 @@ Status SortByCluster(const uint32_t* labels, uint32_t* keys_out, uint32_t* idx_o
   QUIVER_CUDA_RETURN(cub::DeviceScan::ExclusiveSum(first_slot + entries, scan_bytes, matrix,
                                                    first_slot, static_cast<int64_t>(entries),
                                                    stream));
-  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(bucket_place_kernel,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(kBucketPlaceSmem)));
-  bucket_place_kernel<<<blocks, kBucketThreads, kBucketPlaceSmem, stream>>>(
+  const size_t smem = BucketPlaceSmem(nkeys);
+  QUIVER_CUDA_RETURN(cudaFuncSetAttribute(
+      bucket_place_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  bucket_place_kernel<<<blocks, kBucketThreads, smem, stream>>>(
       labels, items, nkeys, matrix, first_slot, keys_out, idx_out);
   QUIVER_CUDA_LAUNCH_CHECK();
   return Status::OK();

@@ -4,8 +4,8 @@
 // (SortByCluster, update.cu), against its contract: keys come out in
 // ascending order, each pair exactly once, its key the point's label.
 // Labels: uniform, one hot label holding 40% of the points, all one label,
-// only every third label used (empty buckets); key spaces from 2 to 2^12
-// labels (the counting sort) and 2^13, 2^15, 2^17 (CUB's radix sort); item counts
+// only every third label used (empty buckets); key spaces from 2 to 2^13
+// labels (the counting sort) and 2^15, 2^17 (CUB's radix sort); item counts
 // below, at and around one block's tile (8,192) and well past it.
 
 #include <cuda_runtime.h>
