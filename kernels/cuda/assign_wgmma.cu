@@ -64,10 +64,10 @@ template <Arith A, int NK>
 struct TileShape {
   static constexpr bool kTf32 = A == Arith::kTf32;
   // Consumer warpgroups: three for 16-bit rows, so that two argmins run
-  // while the third's products do (on the H100 at the key shape 1-2% faster
-  // per Lloyd iteration than two consumers of two m64 slices each, in three
-  // device calls; kernels/cuda/NOTES.md, v5); two for TF32, whose A lives in
-  // registers (64 more a thread).
+  // while the third's products do (on the H100 at the key shape 0.5-1.5%
+  // faster per Lloyd iteration than two consumers of two m64 slices each,
+  // in five device calls; kernels/cuda/NOTES.md, v5); two for TF32, whose A
+  // lives in registers (64 more a thread).
   static constexpr int kConsumers = kTf32 ? 2 : 3;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kElemBytes = kTf32 ? 4 : 2;
