@@ -158,6 +158,29 @@ TEST(DBTest, TrainsOnceEnoughVectorsExistAndKeepsInserting) {
   }
 }
 
+// Every partition a batch probes is empty (all vectors deleted after
+// training): the partition-major scan has no candidates at all and must
+// return empty results, not index into an empty candidate array.
+TEST(DBTest, BatchSearchOverOnlyEmptyPartitionsFindsNothing) {
+  test::TempDir dir;
+  auto db = OpenOrDie(SmallOptions(8), dir.path());
+  auto base = RandomVectors(600, 8, 5);
+  for (size_t i = 0; i < 600; ++i) {
+    ASSERT_TRUE(db->Put(WriteOptions(), i, std::span<const float>(&base[i * 8], 8)).ok());
+  }
+  ASSERT_EQ(db->GetStats().num_partitions, 8u);
+  for (size_t i = 0; i < 600; ++i) ASSERT_TRUE(db->Delete(WriteOptions(), i).ok());
+  ASSERT_EQ(db->GetStats().num_vectors, 0u);
+  ASSERT_EQ(db->GetStats().num_partitions, 8u);  // still probed, now all empty
+  const size_t nq = 64;  // 64 queries x 2 probes >= 4 per partition: the partition-major scan
+  std::vector<std::vector<Neighbor>> hits;
+  ASSERT_TRUE(db->SearchBatch(SearchOptions{.k = 5, .nprobe = 2},
+                              std::span<const float>(base.data(), nq * 8), nq, &hits)
+                  .ok());
+  ASSERT_EQ(hits.size(), nq);
+  for (const auto& h : hits) EXPECT_TRUE(h.empty());
+}
+
 TEST(DBTest, ReindexAdvancesEpochAndReportsProgress) {
   test::TempDir dir;
   auto db = OpenOrDie(SmallOptions(8), dir.path());
