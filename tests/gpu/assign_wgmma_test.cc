@@ -22,6 +22,7 @@
 
 #include "kernels/cuda/kmeans_cuda.h"
 #include "kernels/cuda/kmeans_kernels.cuh"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace quiver::kernels::cuda {
 bool WgmmaAssignCovers(Arith arith, const AssignArgs& args);
@@ -206,7 +207,7 @@ void CheckShape(Arith arith, int metric, size_t n, size_t d, size_t k, int batch
 }
 
 TEST(AssignKernel, WgmmaMatchesReferenceAndV1) {
-  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  QUIVER_SKIP_WITHOUT_GPU("the assignment kernel tests");
   CheckShape(Arith::kF16, 0, 1000, 128, 300, 1, 1);    // k tiles odd, n not a tile multiple
   CheckShape(Arith::kF16, 0, 20000, 128, 1024, 1, 2);  // key shape's d and k, many tiles
   CheckShape(Arith::kBf16, 0, 777, 64, 129, 2, 3);     // rows of 64, batch 2
@@ -220,7 +221,7 @@ TEST(AssignKernel, WgmmaMatchesReferenceAndV1) {
 }
 
 TEST(AssignKernel, WgmmaTf32MatchesReferenceAndV1) {
-  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  QUIVER_SKIP_WITHOUT_GPU("the assignment kernel tests");
   CheckShape(Arith::kTf32, 0, 1000, 128, 300, 1, 11);    // odd k tiles, partial point tile
   CheckShape(Arith::kTf32, 0, 20000, 128, 1024, 1, 12);  // key shape's d and k
   CheckShape(Arith::kTf32, 0, 777, 64, 129, 2, 13);      // rows of 64, batch 2

@@ -25,6 +25,7 @@
 
 #include "kernels/cuda/kmeans_cuda.h"
 #include "kernels/cuda/kmeans_kernels.cuh"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace quiver {
 namespace {
@@ -123,7 +124,7 @@ void CheckReduce(Elem elem, size_t items, size_t d, size_t ld, size_t keys, uint
 }
 
 TEST(ReduceSorted, MatchesHostSums) {
-  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  QUIVER_SKIP_WITHOUT_GPU("the sorted-reduction tests");
   uint64_t seed = 7;
   // 16-byte-per-lane path.
   CheckReduce(Elem::kF16, 100003, 128, 128, 64, seed++);

@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/kmeans_cuda.h"
 #include "kernels/cuda/kmeans_kernels.cuh"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace quiver {
 namespace {
@@ -75,7 +76,7 @@ void CheckSort(size_t items, int key_bits, Labels kind, uint64_t seed) {
 }
 
 TEST(SortByCluster, GroupsEveryPairByLabel) {
-  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  QUIVER_SKIP_WITHOUT_GPU("the sort-by-cluster tests");
   uint64_t seed = 11;
   for (size_t items : {size_t{1}, size_t{31}, size_t{8191}, size_t{8192}, size_t{8193},
                        size_t{100003}}) {
@@ -93,7 +94,7 @@ TEST(SortByCluster, GroupsEveryPairByLabel) {
 }
 
 TEST(SortByCluster, RejectsTooLittleTemporaryStorage) {
-  if (!kernels::CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA GPU visible";
+  QUIVER_SKIP_WITHOUT_GPU("the sort-by-cluster tests");
   size_t bytes = 0;
   ASSERT_TRUE(kernels::cuda::SortTempBytes(1000, 10, &bytes).ok());
   EXPECT_FALSE(kernels::cuda::SortByCluster(nullptr, nullptr, nullptr, 1000, 10, nullptr,
