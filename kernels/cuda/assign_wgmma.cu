@@ -387,7 +387,6 @@ __global__ void __launch_bounds__(TileShape<A, NK>::kThreads, 1)
   constexpr int kStages = S::kStages;
   constexpr int C = S::kConsumers;
   constexpr int kASlots = S::kASlots;
-  if (args.state != nullptr && args.state->stop) return;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
@@ -408,6 +407,11 @@ __global__ void __launch_bounds__(TileShape<A, NK>::kThreads, 1)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  // Set-up above overlaps the end of the kernel before (the update that
+  // writes the centroids).
+  WaitForPriorKernels();
+  AllowNextKernel();
+  if (args.state != nullptr && args.state->stop) return;
 
   const int tiles_per_problem = static_cast<int>((args.n + S::kPointRows - 1) / S::kPointRows);
   const int ptiles = tiles_per_problem * args.batch;
@@ -576,7 +580,6 @@ __global__ void __launch_bounds__(kDThreads, 1)
     wgmma_assign_dstream_kernel(const AssignArgs args, const __grid_constant__ CUtensorMap tmx,
                                 const __grid_constant__ CUtensorMap tmc) {
 #ifdef QUIVER_WGMMA_OK
-  if (args.state != nullptr && args.state->stop) return;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
@@ -593,6 +596,9 @@ __global__ void __launch_bounds__(kDThreads, 1)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  WaitForPriorKernels();
+  AllowNextKernel();
+  if (args.state != nullptr && args.state->stop) return;
 
   const int tiles_per_problem = static_cast<int>((args.n + kDPointRows - 1) / kDPointRows);
   const int ptiles = tiles_per_problem * args.batch;
@@ -735,9 +741,9 @@ Status LaunchPersistent(Kernel kernel, const AssignArgs& args, int elem_bytes, i
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
   const size_t ptiles = CeilDiv(args.n, static_cast<size_t>(point_rows)) * args.batch;
   const int grid = static_cast<int>(ptiles < static_cast<size_t>(sms) ? ptiles : sms);
-  kernel<<<grid, threads, smem_bytes, stream>>>(args, tmx, tmc);
-  QUIVER_CUDA_LAUNCH_CHECK();
-  return Status::OK();
+  return LaunchAfterPrior(KernelShape{static_cast<unsigned>(grid), static_cast<unsigned>(threads),
+                                      static_cast<size_t>(smem_bytes)},
+                          stream, kernel, args, tmx, tmc);
 }
 
 template <Arith A, int NK>

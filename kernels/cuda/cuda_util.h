@@ -235,6 +235,56 @@ class DeviceGuard {
 inline size_t CeilDiv(size_t a, size_t b) { return (a + b - 1) / b; }
 inline size_t RoundUp(size_t a, size_t b) { return CeilDiv(a, b) * b; }
 
+// ---- Programmatic dependent launch (sm_90)
+// A kernel launched by LaunchAfterPrior may start while the kernel before
+// it in the stream is still running: once every block of that one has
+// called AllowNextKernel (or exited). So it must call WaitForPriorKernels,
+// which returns when the earlier kernels are complete and their writes
+// visible, before it touches memory they use, and on every path: a kernel
+// that exits without waiting may finish before the one it follows, and the
+// kernel after it would no longer be ordered after that one. Both calls are
+// no-ops for a kernel launched the usual way.
+__device__ __forceinline__ void WaitForPriorKernels() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void AllowNextKernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+struct KernelShape {
+  dim3 grid;
+  dim3 block;
+  size_t smem_bytes = 0;
+  bool cooperative = false;  // all blocks resident at once (grid barriers)
+};
+
+// kernel<<<shape, stream>>>(args...), as a programmatic dependent launch.
+template <typename... Params, typename... Args>
+Status LaunchAfterPrior(const KernelShape& shape, cudaStream_t stream,
+                        void (*kernel)(Params...), Args&&... args) {
+  cudaLaunchAttribute attrs[2];
+  unsigned count = 0;
+  attrs[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attrs[count++].val.programmaticStreamSerializationAllowed = 1;
+  if (shape.cooperative) {
+    attrs[count].id = cudaLaunchAttributeCooperative;
+    attrs[count++].val.cooperative = 1;
+  }
+  cudaLaunchConfig_t config{};
+  config.gridDim = shape.grid;
+  config.blockDim = shape.block;
+  config.dynamicSmemBytes = shape.smem_bytes;
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = count;
+  QUIVER_CUDA_RETURN(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+  return Status::OK();
+}
+
 }  // namespace quiver::kernels::cuda
 
 #endif  // QUIVER_KERNELS_CUDA_CUDA_UTIL_H_

@@ -169,12 +169,12 @@ class Run {
   // the initial centroids.
   Status PreparePoints();
   Status InitCentroids();
-  // Iteration `it` up to the partial sums, counts and objective (a lone
-  // GPU also re-seeds empty clusters here).
+  // Iteration `it` up to the partial sums, counts and objective.
   Status EnqueueLocal(int it);
   // What a team sums between EnqueueLocal and EnqueueUpdate.
   cuda::Collective::Part Partials(int it);
-  // Empty clusters, new centroids, reset of the sums, convergence test.
+  // Empty clusters (a lone resident GPU re-seeds them with the farthest
+  // points), new centroids, reset of the sums, convergence test: one kernel.
   Status EnqueueUpdate(int it);
   // Labels against the final centroids.
   Status FinalAssign();
@@ -503,14 +503,8 @@ Status Run::EnqueueLocal(int it) {
                                                sl.idx_sorted.get(), rows_,
                                                key_bits_, sl.sort_temp.get(),
                                                sl.sort_temp.size(), s));
-    QUIVER_RETURN_IF_ERROR(cuda::LaunchReduceSorted(
-        x_, xe_, ld_, d_, sl.keys_sorted.get(), sl.idx_sorted.get(), rows_, sums_.get(),
-        counts_.get(), state_.get(), s));
-    if (in_team_) return Status::OK();
-    return cuda::LaunchReseedEmpty(
-        counts_.get(), sums_.get(), b, static_cast<int>(k_), n_, d_, sl.keys_sorted.get(),
-        sl.idx_sorted.get(), dist_.get(), x_, xe_, ld_, labels_.get(),
-        empties_.get() + static_cast<size_t>(it) * batch_, donor_.get(), state_.get(), s);
+    return cuda::LaunchReduceSorted(x_, xe_, ld_, d_, sl.keys_sorted.get(), sl.idx_sorted.get(),
+                                    rows_, sums_.get(), counts_.get(), state_.get(), s);
   }
   QUIVER_CUDA_RETURN(cudaEventRecord(iter_start_.get(), s));
   size_t c = 0;
@@ -537,21 +531,38 @@ cuda::Collective::Part Run::Partials(int it) {
 }
 
 Status Run::EnqueueUpdate(int it) {
-  cudaStream_t s = main_.get();
-  const int b = static_cast<int>(batch_);
-  if (streamed_ || in_team_) {  // a lone resident run's re-seed wrote donor_
-    QUIVER_RETURN_IF_ERROR(cuda::LaunchClusterStats(
-        counts_.get(), b, static_cast<int>(k_), donor_.get(),
-        empties_.get() + static_cast<size_t>(it) * batch_, state_.get(), s));
+  cuda::UpdateArgs u;
+  u.batch = static_cast<int>(batch_);
+  u.k = static_cast<int>(k_);
+  u.d = d_;
+  u.sums = sums_.get();
+  u.counts = counts_.get();
+  if (!streamed_ && !in_team_) {  // the farthest-point rule needs every point here
+    Slot& sl = slots_[0];
+    u.keys_sorted = sl.keys_sorted.get();
+    u.idx_sorted = sl.idx_sorted.get();
+    u.dist = dist_.get();
+    u.x = x_;
+    u.x_elem = xe_;
+    u.labels = labels_.get();
+    u.n = n_;
   }
-  QUIVER_RETURN_IF_ERROR(cuda::LaunchFinalizeCentroids(
-      sums_.get(), counts_.get(), donor_.get(), b, static_cast<int>(k_), d_,
-      o_.metric != Metric::kL2, o_.seed, it, master_.get(), ckern_.get(), arith_, ld_,
-      static_cast<int>(kpad_), cbias_.get(), l2_, state_.get(), s));
-  QUIVER_CUDA_RETURN(cudaMemsetAsync(sums_.get(), 0, sums_.bytes(), s));
-  QUIVER_CUDA_RETURN(cudaMemsetAsync(counts_.get(), 0, counts_.bytes(), s));
-  return cuda::LaunchCheckConvergence(objective_.get(), it, b, o_.tolerance,
-                                      state_.get(), s);
+  u.donor = donor_.get();
+  u.empties = empties_.get() + static_cast<size_t>(it) * batch_;
+  u.spherical = o_.metric != Metric::kL2;
+  u.seed = o_.seed;
+  u.iteration = it;
+  u.master = master_.get();
+  u.ckern = ckern_.get();
+  u.arith = arith_;
+  u.ld = ld_;
+  u.kpad = static_cast<int>(kpad_);
+  u.cbias = cbias_.get();
+  u.l2 = l2_;
+  u.objective = objective_.get();
+  u.tolerance = o_.tolerance;
+  u.state = state_.get();
+  return cuda::LaunchUpdateCentroids(u, main_.get());
 }
 
 // One more assignment against the returned centroids, so that the labels

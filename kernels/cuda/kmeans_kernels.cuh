@@ -52,7 +52,8 @@ struct DeviceState {
   int stop;        // 1 once converged (kernels of later iterations return)
   int converged;   // stopped by tolerance
   int iterations;  // iterations completed
-  int pad;
+  int blocks_done;    // scratch of the update kernel (its last block tests convergence)
+  unsigned clusters_seen;  // distinct keys the reductions of an iteration met
 };
 
 // ---- assign.cu ----------------------------------------------------------
@@ -98,47 +99,65 @@ Status SortByCluster(const uint32_t* labels, uint32_t* keys_out, uint32_t* idx_o
                      cudaStream_t stream);
 // Adds every point to sums[key * d ...] and counts[key], walking the sorted
 // order so that each warp flushes once per cluster it meets (no per-point
-// atomics).
+// atomics); adds the number of distinct keys to state->clusters_seen (the
+// vector kernel; state may be null).
 Status LaunchReduceSorted(const void* x, Elem elem, size_t ld, size_t d,
                           const uint32_t* keys_sorted,
                           const uint32_t* idx_sorted, size_t items,
-                          float* sums, int* counts, const DeviceState* state,
+                          float* sums, int* counts, DeviceState* state,
                           cudaStream_t stream);
-// Per problem: the fullest cluster (donor for empty ones) and the number of
-// empty clusters (written to empties[b]).
-Status LaunchClusterStats(const int* counts, int batch, int k, int* donor,
-                          int* empties, const DeviceState* state,
-                          cudaStream_t stream);
-// New centroids: mean of each cluster (an empty one re-seeded from its
-// problem's donor, perturbed), normalised when `spherical`; written to
-// master and to the kernel copy (+ bias).
-Status LaunchFinalizeCentroids(const float* sums, const int* counts,
-                               const int* donor, int batch, int k, size_t d,
-                               bool spherical, uint64_t seed, int iteration,
-                               float* master, void* ckern, Arith arith,
-                               size_t ld, int kpad, float* cbias, bool l2,
-                               const DeviceState* state, cudaStream_t stream);
 // Kernel copy (+ bias) from master centroids (normalised in place first
 // when `normalize`).
 Status LaunchLoadCentroids(const float* master, int batch, int k, size_t d,
                            void* ckern, Arith arith, size_t ld, int kpad,
                            float* cbias, bool l2, bool normalize,
                            cudaStream_t stream);
-// Resident runs: re-seeds each empty cluster with the farthest member of the
-// then-largest cluster (the CPU path's rule), fixing labels, counts and
-// sums; writes the number re-seeded to empties[b] and, when donor is not
-// null, the fullest cluster after re-seeding to donor[b] (what
-// LaunchClusterStats would write). dist: per point.
-Status LaunchReseedEmpty(int* counts, float* sums, int batch, int k, size_t n,
-                         size_t d, const uint32_t* keys_sorted,
-                         const uint32_t* idx_sorted, float* dist,
-                         const void* x, Elem elem, size_t ld, uint32_t* labels,
-                         int* empties, int* donor, const DeviceState* state,
-                         cudaStream_t stream);
-// Device-side convergence test after iteration `it`.
-Status LaunchCheckConvergence(const double* objective, int it, int batch,
-                              double tol, DeviceState* state,
-                              cudaStream_t stream);
+
+// Everything an iteration does after the sums and counts are complete.
+struct UpdateArgs {
+  int batch = 1;
+  int k = 0;
+  size_t d = 0;
+  // This iteration's sums (batch * k * d) and counts (batch * k); zero again
+  // when the update is done, for the next iteration.
+  float* sums = nullptr;
+  int* counts = nullptr;
+  // Empty clusters. With keys_sorted (resident runs on one GPU: the sorted
+  // order, per-point distances and the points are at hand) each is
+  // re-seeded with the farthest member of the then-largest cluster (the
+  // CPU path's rule), fixing labels, counts and sums. What stays empty is
+  // split from its problem's fullest cluster, perturbed (FAISS's split).
+  const uint32_t* keys_sorted = nullptr;
+  const uint32_t* idx_sorted = nullptr;
+  const float* dist = nullptr;    // per point
+  const void* x = nullptr;        // points, rows of ld elements of x_elem
+  Elem x_elem = Elem::kF32;
+  uint32_t* labels = nullptr;
+  size_t n = 0;                   // points per problem
+  int* donor = nullptr;           // batch: scratch
+  int* empties = nullptr;         // batch: clusters re-seeded (or split) this iteration
+  // New centroids: each cluster's mean, normalised when `spherical`, into
+  // master (batch * k * d) and the kernel copy (+ bias) for the next
+  // assignment.
+  bool spherical = false;
+  uint64_t seed = 0;              // the split's perturbation
+  int iteration = 0;
+  float* master = nullptr;
+  void* ckern = nullptr;
+  Arith arith = Arith::kF16;
+  size_t ld = 0;
+  int kpad = 0;
+  float* cbias = nullptr;
+  bool l2 = true;
+  // Convergence test on objective[iteration * batch ...] against the
+  // iteration before (relative change below `tolerance` in every problem).
+  const double* objective = nullptr;
+  double tolerance = 0;
+  DeviceState* state = nullptr;
+};
+// One cooperative kernel: empty clusters, new centroids, the sums reset,
+// the convergence test (iterations after a stop return at once).
+Status LaunchUpdateCentroids(const UpdateArgs& args, cudaStream_t stream);
 
 // ---- init.cu ------------------------------------------------------------
 // Copies rows idx[i] (device indices) of x into master rows i (fp32, d).
