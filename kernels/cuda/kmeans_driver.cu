@@ -4,7 +4,8 @@
 // the points (conversion, norms, normalisation for cosine), initialises the
 // centroids, then enqueues iterations (assign -> sort -> reduce -> finalize
 // -> convergence test) without waiting for the device, reading the
-// objective back only every `sync_every` iterations. The device stops
+// objective back only every `sync_every` iterations (one GPU: a batch
+// late, with the next batch already enqueued). The device stops
 // itself at the iteration that converged (kernels of later iterations
 // return at once), so the result is the same whatever `sync_every` is.
 //
@@ -182,6 +183,10 @@ class Run {
   // the objective and empty-cluster counts of every iteration.
   Status ReadState(cuda::DeviceState* st, std::vector<double>* obj,
                    std::vector<int>* empties);
+  // The state as of the work enqueued so far: asked for without waiting,
+  // then awaited (after more work is enqueued behind it).
+  Status AskState();
+  Status AwaitState(cuda::DeviceState* st);
   // Copies this GPU's labels into results[b].assignments at `offset`; the
   // lead GPU (`lead`) also sizes them to `total` and writes the centroids,
   // objective and iteration count. Synchronous.
@@ -215,7 +220,8 @@ class Run {
 
   Stream main_;
   Slot slots_[2];
-  Event iter_start_, t_begin_, t_setup_, t_end_;
+  Event iter_start_, t_begin_, t_setup_, t_end_, state_copied_;
+  cuda::PinnedBuffer<cuda::DeviceState> state_host_;
   cuda::HostRegistration registration_;
 
   DeviceBuffer<float> master_, cbias_, sums_;
@@ -237,6 +243,8 @@ Status Run::Allocate() {
   QUIVER_RETURN_IF_ERROR(t_setup_.Create(true));
   QUIVER_RETURN_IF_ERROR(t_end_.Create(true));
   QUIVER_RETURN_IF_ERROR(iter_start_.Create());
+  QUIVER_RETURN_IF_ERROR(state_copied_.Create());
+  QUIVER_RETURN_IF_ERROR(state_host_.Allocate(1));
   QUIVER_CUDA_RETURN(cudaEventRecord(t_begin_.get(), main_.get()));
 
   const size_t kk = batch_ * k_;
@@ -615,6 +623,19 @@ Status Run::ReadState(cuda::DeviceState* st, std::vector<double>* obj,
   return Status::OK();
 }
 
+Status Run::AskState() {
+  QUIVER_CUDA_RETURN(cudaMemcpyAsync(state_host_.get(), state_.get(), sizeof(cuda::DeviceState),
+                                     cudaMemcpyDeviceToHost, main_.get()));
+  QUIVER_CUDA_RETURN(cudaEventRecord(state_copied_.get(), main_.get()));
+  return Status::OK();
+}
+
+Status Run::AwaitState(cuda::DeviceState* st) {
+  QUIVER_CUDA_RETURN(cudaEventSynchronize(state_copied_.get()));
+  *st = *state_host_.get();
+  return Status::OK();
+}
+
 Status Run::Collect(KMeansResult* results, size_t offset, size_t total, bool lead) {
   cudaStream_t s = main_.get();
   cuda::DeviceState st{};
@@ -776,6 +797,12 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
   // A streamed iteration is long: syncing each costs nothing and avoids
   // streaming iterations that would be skipped.
   const int sync_every = (progress || streamed) ? 1 : std::max(1, cfg.sync_every);
+  // A lone GPU reads the state one batch of iterations late: it enqueues
+  // the next batch before it waits for the state after this one, so the
+  // GPU is not idle while the host reads (a batch enqueued past the stop
+  // costs its sorts; its other kernels return at once).
+  const bool read_late = !team && sync_every > 1;
+  bool asked = false;
   int reported = 0;
   std::vector<double> obj;
   std::vector<int> empties;
@@ -794,8 +821,17 @@ Status Solve(const KMeansOptions& options, const std::vector<Shard>& shards,
       QUIVER_RETURN_IF_ERROR(r->EnqueueUpdate(it));
     }
     if ((it + 1) % sync_every != 0 && it + 1 != o.max_iterations) continue;
-    if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(MainStreams(runs)));
     cuda::DeviceState st{};
+    if (read_late) {
+      if (asked) {
+        QUIVER_RETURN_IF_ERROR(lead.AwaitState(&st));
+        if (st.stop) break;
+      }
+      QUIVER_RETURN_IF_ERROR(lead.AskState());
+      asked = true;
+      continue;
+    }
+    if (team) QUIVER_RETURN_IF_ERROR(collective->Wait(MainStreams(runs)));
     QUIVER_RETURN_IF_ERROR(lead.ReadState(&st, progress ? &obj : nullptr, &empties));
     if (progress) {
       for (; reported < st.iterations; ++reported) {

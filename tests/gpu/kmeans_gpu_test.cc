@@ -221,6 +221,41 @@ TEST(KMeansGpu, EmptyClusterReseededLikeCpu) {
   }
 }
 
+// Streamed runs (and teams) do not have every point's distance on the
+// device at once, so an empty cluster takes a perturbed copy of the
+// fullest cluster's mean (FAISS's split) instead of the farthest point.
+TEST(KMeansGpu, StreamedRunSplitsEmptyClusters) {
+  SKIP_WITHOUT_GPU();
+  const size_t n = 3000, d = 8, k = 6;
+  const std::vector<float> x = Blobs(n, d, 3, 5);  // within [-15, 15] or so
+  std::vector<float> c0(x.begin(), x.begin() + k * d);
+  for (size_t j = 0; j < d; ++j) c0[5 * d + j] = 1e4f;  // attracts nothing
+  KMeansOptions o = BaseOptions(Metric::kL2, Device::kGpu);
+  o.init = KMeansInit::kGiven;
+  o.initial_centroids = c0.data();
+  std::vector<int> empties;
+  o.progress = [&](const KMeansIterationInfo& i) {
+    empties.push_back(i.empty_clusters);
+    return true;
+  };
+  KMeansCudaConfig cfg;
+  cfg.force_streaming = true;
+  cfg.chunk_points = 1000;
+  KMeansResult r;
+  kernels::KMeansCudaTimings t;
+  const Status s = KMeansCudaEx(o, x.data(), KMeansInput::kF32, n, d, k, 1, cfg, &r, &t);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(t.streamed);
+  ASSERT_EQ(empties.size(), static_cast<size_t>(o.max_iterations));
+  EXPECT_EQ(empties[0], 1);
+  std::vector<size_t> members(k, 0);
+  for (uint32_t a : r.assignments) ++members[a];
+  for (size_t j = 0; j < k; ++j) {
+    EXPECT_GT(members[j], 0u) << "cluster " << j;
+    for (size_t i = 0; i < d; ++i) EXPECT_LT(std::abs(r.centroids[j * d + i]), 100.f);
+  }
+}
+
 TEST(KMeansGpu, ConvergesAtTheSameIterationAsCpu) {
   SKIP_WITHOUT_GPU();
   const size_t n = 20000, d = 16, k = 20;
