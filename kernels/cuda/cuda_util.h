@@ -1,7 +1,8 @@
 // Copyright (c) quiver authors. Licensed under the Apache License 2.0.
 //
 // Small CUDA utilities shared by the k-means kernels: CUDA errors as Status,
-// RAII owners for device memory, pinned host memory, streams and events.
+// RAII owners for device memory, pinned host memory, streams and events,
+// programmatic dependent launch.
 // Included only from .cu files.
 //
 // Thread safety: the owners are movable values with no shared state.

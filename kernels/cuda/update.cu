@@ -8,9 +8,12 @@
 // fixed-size slices of the sorted order, summing rows in registers and
 // flushing a partial sum with atomics only where a slice crosses a segment
 // boundary: a hot cluster costs no contention, and the work per warp is the
-// same whatever the cluster sizes. Then each centroid is its segment's
-// mean; an empty cluster is re-seeded from its problem's fullest cluster,
-// perturbed (FAISS's split). Also: the device-side convergence test.
+// same whatever the cluster sizes. Then one cooperative kernel finishes
+// the iteration: each centroid its segment's mean; an empty cluster
+// re-seeded with the farthest member of the largest one (resident runs on
+// one GPU) or split from its problem's fullest cluster, perturbed (FAISS's
+// split); the sums zeroed for the next iteration; the device-side
+// convergence test.
 
 #include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
