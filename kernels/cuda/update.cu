@@ -421,8 +421,7 @@ __device__ void ReseedEmpty(const UpdateArgs& a, int b) {
     hi = items;
     while (lo < hi) { const size_t m = (lo + hi) / 2; if (a.keys_sorted[m] <= key) lo = m + 1; else hi = m; }
     const size_t seg_end = lo;
-    // Its farthest member not moved already (ties to the smaller index, as
-    // the largest of -index among equal distances).
+    // Its farthest member not moved already (ties to the smaller index).
     float far = -1.f;
     uint32_t pick = 0xffffffffu;
     for (size_t t = seg_begin + threadIdx.x; t < seg_end; t += blockDim.x) {
@@ -430,9 +429,7 @@ __device__ void ReseedEmpty(const UpdateArgs& a, int b) {
       const float v = a.dist[p];
       if (a.labels[p] == key && (v > far || (v == far && p < pick))) { far = v; pick = p; }
     }
-    uint32_t neg = ~pick;  // larger for a smaller index
-    BlockArgMax(far, neg, s_f, s_i);
-    pick = ~neg;
+    BlockArgMax(far, pick, s_f, s_i);
     if (pick == 0xffffffffu) break;  // every member already moved
     __syncthreads();  // every thread has read the counts and labels above
     if (threadIdx.x == 0) {
@@ -476,6 +473,7 @@ __device__ void FindDonor(const UpdateArgs& a, int b) {
     if (a.empties != nullptr) a.empties[b] = empty;
   }
 }
+
 // Phase 2 for centroid j (one warp): its mean, or the donor's perturbed
 // when it is empty; then its sums and count zeroed unless it is the donor.
 __device__ void FinalizeCentroid(const UpdateArgs& a, size_t j, int donor, int lane) {
@@ -585,8 +583,8 @@ __global__ void __launch_bounds__(kUpdateThreads) update_centroids_kernel(const 
 // of kBucketTile labels, in three passes.
 //   count: each tile's labels counted in shared memory, written as row
 //          `tile` of a tiles x labels matrix;
-//   scan:  down each label's column, the exclusive prefix over tiles (a warp
-//          per 32 labels and slice of tiles), and each label's total;
+//   scan:  down each label's column, the exclusive prefix over tiles (a lane
+//          per label, a warp per slice of tiles), and each label's total;
 //   place: each tile ordered by label in shared memory (its own counts,
 //          scanned, and a cursor per label), then written out: a label's
 //          pairs from tile t start at (pairs of smaller labels, a scan of the
