@@ -27,8 +27,10 @@ enum class KMeansInput : uint8_t { kF32 = 0, kF16 = 1, kBf16 = 2 };
 struct KMeansCudaConfig {
   // Host synchronisation (objective read back, convergence seen by the host)
   // every this many iterations; the device itself stops the run at the
-  // iteration that converged, so the result does not depend on it. Forced
-  // to 1 when KMeansOptions::progress is set. Default 4.
+  // iteration that converged, so the result does not depend on it. A lone
+  // GPU reads the state a batch late (the next batch already enqueued).
+  // Forced to 1 when KMeansOptions::progress is set or the data is streamed.
+  // Default 4.
   int sync_every = 4;
   // Host data: stream it from (pinned) host memory in chunks every iteration
   // even when it would fit on the GPU. Default false: stream only when the
